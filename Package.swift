@@ -1,0 +1,29 @@
+// swift-tools-version: 6.0
+import PackageDescription
+
+let package = Package(
+    name: "conflictscope",
+    platforms: [.macOS(.v13)],
+    products: [
+        .library(name: "ConflictScope", targets: ["ConflictScope"]),
+        .executable(name: "conflictscope", targets: ["conflictscope"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0")
+    ],
+    targets: [
+        .target(name: "ConflictScope"),
+        .executableTarget(
+            name: "conflictscope",
+            dependencies: [
+                "ConflictScope",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .testTarget(
+            name: "ConflictScopeTests",
+            dependencies: ["ConflictScope"],
+            resources: [.copy("Fixtures")]
+        ),
+    ]
+)
