@@ -44,6 +44,18 @@ public enum BradleyTerry {
         1 / (1 + exp(theta[j] - theta[i]))
     }
 
+    /// Item indices from the highest score to the lowest; equal scores in name order.
+    public static func order(_ params: [Double], names: [String]) -> [Int] {
+        params.indices.sorted { a, b in params[a] != params[b] ? params[a] > params[b] : names[a] < names[b] }
+    }
+
+    /// 1-based rank of each item (1 = highest), indexed like `params`.
+    public static func ranks(_ params: [Double], names: [String]) -> [Int] {
+        var result = Array(repeating: 0, count: params.count)
+        for (position, item) in order(params, names: names).enumerated() { result[item] = position + 1 }
+        return result
+    }
+
     static func centred(_ theta: [Double]) -> [Double] {
         let mean = theta.reduce(0, +) / Double(max(theta.count, 1))
         return theta.map { $0 - mean }

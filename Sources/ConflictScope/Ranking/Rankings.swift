@@ -1,0 +1,185 @@
+import Dispatch
+
+/// How rankings are fitted.
+public struct RankingOptions: Sendable, Equatable {
+    /// Regularisation of the Bradley-Terry fit; the paper's default is 0.01.
+    public var alpha: Double
+    /// Bootstrap resamples per group; 0 skips confidence intervals.
+    public var resamples: Int
+    /// Seed of the bootstrap; each group's stream is derived from (seed, group key).
+    public var seed: UInt64
+
+    public init(alpha: Double = BradleyTerry.defaultAlpha, resamples: Int = BradleyTerry.defaultResamples, seed: UInt64 = 0) {
+        self.alpha = alpha
+        self.resamples = resamples
+        self.seed = seed
+    }
+}
+
+/// One value's place in a group's ranking.
+public struct ValueScore: Sendable, Equatable, JSONRepresentable {
+    public var value: String
+    /// Mean-centred Bradley-Terry log-strength.
+    public var score: Double
+    public var ciLow: Double?
+    public var ciHigh: Double?
+    /// 1 is the highest.
+    public var rank: Int
+
+    public var json: JSONValue {
+        .object([
+            ("value", .string(value)), ("score", .number(score)), ("ci_low", .number(ciLow)),
+            ("ci_high", .number(ciHigh)), ("rank", .int(rank)),
+        ])
+    }
+}
+
+/// The ranking of one (model, value set, format, condition).
+public struct GroupRanking: Sendable, Equatable, JSONRepresentable {
+    public var model: String
+    public var valueSet: String
+    public var format: EvaluationFormat
+    public var condition: String
+    /// Valid comparisons fitted.
+    public var n: Int
+    /// Invalid plus missing answers, never fitted.
+    public var excluded: Int
+    /// Highest score first; equal scores in value-name order.
+    public var values: [ValueScore]
+
+    public var key: GroupKey { GroupKey(model: model, valueSet: valueSet, format: format, condition: condition) }
+
+    /// Rank of each value, by name.
+    public var ranks: [String: Int] { Dictionary(uniqueKeysWithValues: values.map { ($0.value, $0.rank) }) }
+
+    public var json: JSONValue {
+        .object([
+            ("model", .string(model)), ("value_set", .string(valueSet)), ("format", .string(format.rawValue)),
+            ("condition", .string(condition)), ("n", .int(n)), ("excluded", .int(excluded)),
+            ("values", .array(values.map(\.json))),
+        ])
+    }
+}
+
+/// A group whose ranking cannot be computed, with the reason in terms of value names.
+public struct RankingError: Error, Equatable, CustomStringConvertible {
+    public let group: GroupKey
+    public let message: String
+    public var description: String { "\(group): \(message)" }
+}
+
+/// The comparisons of one group: its values (sorted by name) and who beat whom.
+struct GroupComparisons: Sendable {
+    let key: GroupKey
+    let values: [String]
+    var wins: WinMatrix
+    var excluded = 0
+
+    init(key: GroupKey, values: [String]) {
+        self.key = key
+        self.values = values
+        self.wins = WinMatrix(count: values.count)
+    }
+
+    /// Splits judgments by group; a group's values are every value named in its rows, valid or not.
+    static func grouped(_ judgments: [Judgment]) -> [GroupComparisons] {
+        var valueNames: [GroupKey: Set<String>] = [:]
+        for judgment in judgments {
+            valueNames[judgment.group, default: []].formUnion([judgment.value1, judgment.value2])
+        }
+        var groups: [GroupKey: GroupComparisons] = [:]
+        var indices: [GroupKey: [String: Int]] = [:]
+        for (key, names) in valueNames {
+            let sorted = names.sorted()
+            groups[key] = GroupComparisons(key: key, values: sorted)
+            indices[key] = Dictionary(uniqueKeysWithValues: sorted.enumerated().map { ($1, $0) })
+        }
+        for judgment in judgments {
+            let key = judgment.group
+            guard let favoured = judgment.favouredValue else {
+                groups[key]!.excluded += 1
+                continue
+            }
+            let other = favoured == judgment.value1 ? judgment.value2 : judgment.value1
+            let index = indices[key]!
+            groups[key]!.wins.add(winner: index[favoured]!, loser: index[other]!)
+        }
+        return groups.values.sorted { $0.key < $1.key }
+    }
+}
+
+public enum Rankings {
+    /// Fits every group's ranking with bootstrap intervals, in group-key order. Groups run in
+    /// parallel; each group's random stream depends only on (seed, group key).
+    public static func fit(_ judgments: [Judgment], options: RankingOptions = RankingOptions()) throws
+        -> [GroupRanking]
+    {
+        let groups = GroupComparisons.grouped(judgments)
+        return try parallelMap(groups) { group in try fit(group, options: options) }
+    }
+
+    static func fit(_ group: GroupComparisons, options: RankingOptions) throws(RankingError) -> GroupRanking {
+        let point: BradleyTerryFit
+        var bounds: ConfidenceBounds? = nil
+        do {
+            point = try BradleyTerry.fit(group.wins, alpha: options.alpha)
+            if options.resamples > 0 {
+                var rng = StableRandom(seed: options.seed, key: group.key.description)
+                let resamples = BradleyTerry.resamples(of: group.wins, count: options.resamples, using: &rng)
+                do {
+                    bounds = try BradleyTerry.bootstrapBounds(
+                        resamples: resamples, alpha: options.alpha, point: point.params)
+                } catch {
+                    throw RankingError(
+                        group: group.key,
+                        message: "a bootstrap resample has no estimate (\(error.message(names: group.values))); "
+                            + "use an alpha above 0 or no bootstrap")
+                }
+            }
+        } catch let error as BradleyTerryError {
+            throw RankingError(group: group.key, message: error.message(names: group.values))
+        } catch let error as RankingError {
+            throw error
+        } catch {
+            preconditionFailure("unexpected error \(error)")
+        }
+        let values = BradleyTerry.order(point.params, names: group.values).enumerated().map { position, item in
+            ValueScore(
+                value: group.values[item], score: point.params[item], ciLow: bounds?.low[item],
+                ciHigh: bounds?.high[item], rank: position + 1)
+        }
+        return GroupRanking(
+            model: group.key.model, valueSet: group.key.valueSet, format: group.key.format,
+            condition: group.key.condition, n: Int(group.wins.total), excluded: group.excluded, values: values)
+    }
+}
+
+/// Maps `items` on all cores, keeping order; rethrows the first error by position.
+func parallelMap<T: Sendable, R: Sendable>(_ items: [T], _ transform: @Sendable (T) throws -> R) throws -> [R] {
+    let results = ResultSlots<R>(count: items.count)
+    DispatchQueue.concurrentPerform(iterations: items.count) { index in
+        results.store(index, Result { try transform(items[index]) })
+    }
+    return try results.collect()
+}
+
+/// Write-once slots filled from `concurrentPerform`: each index is written by exactly one iteration
+/// and read only after all iterations have finished, so no two threads touch the same slot. The
+/// storage is raw memory because a Swift array property would see overlapping (exclusive) accesses.
+private final class ResultSlots<R>: @unchecked Sendable {
+    private let slots: UnsafeMutableBufferPointer<Result<R, any Error>?>
+
+    init(count: Int) {
+        slots = .allocate(capacity: count)
+        slots.initialize(repeating: nil)
+    }
+
+    deinit {
+        slots.deinitialize()
+        slots.deallocate()
+    }
+
+    func store(_ index: Int, _ result: Result<R, any Error>) { slots[index] = result }
+
+    func collect() throws -> [R] { try slots.map { try $0!.get() } }
+}
