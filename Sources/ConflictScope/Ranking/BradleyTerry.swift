@@ -56,7 +56,7 @@ public enum BradleyTerry {
         return result
     }
 
-    static func centred(_ theta: [Double]) -> [Double] {
+    public static func centred(_ theta: [Double]) -> [Double] {
         let mean = theta.reduce(0, +) / Double(max(theta.count, 1))
         return theta.map { $0 - mean }
     }
