@@ -26,7 +26,11 @@ struct RankCommand: ParsableCommand {
     @Option(name: .long, help: "Seed of the bootstrap; each group's stream derives from (seed, group).")
     var seed: UInt64 = 0
 
-    @Flag(name: .long, help: "Also compute the paper's metrics (preference rates, agreement, Likert divergence, alignment and manipulation effect, rank shifts).")
+    @Flag(
+        name: .long,
+        help:
+            "Also compute the paper's metrics (preference rates, agreement, Likert divergence, alignment and manipulation effect, rank shifts)."
+    )
     var metrics = false
 
     @Flag(name: .long, help: "Print JSON instead of tables.")
@@ -56,8 +60,11 @@ struct RankCommand: ParsableCommand {
         }
         let fitted = clock.now
         if ProcessInfo.processInfo.environment["CONFLICTSCOPE_TIMING"] == "1" {
-            func seconds(_ d: Duration) -> String { String(format: "%.4f", Double(d.components.attoseconds) / 1e18 + Double(d.components.seconds)) }
-            FileHandle.standardError.write(Data("timing: parse_s=\(seconds(parsed - started)) fit_s=\(seconds(fitted - parsed))\n".utf8))
+            func seconds(_ d: Duration) -> String {
+                String(format: "%.4f", Double(d.components.attoseconds) / 1e18 + Double(d.components.seconds))
+            }
+            FileHandle.standardError.write(
+                Data("timing: parse_s=\(seconds(parsed - started)) fit_s=\(seconds(fitted - parsed))\n".utf8))
         }
         print(json ? report.json.serialized() + "\n" : report.table(), terminator: "")
     }

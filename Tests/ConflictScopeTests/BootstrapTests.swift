@@ -15,7 +15,9 @@ struct BootstrapTests {
         let counts = try expected.matrix("bootstrap_resample_cell_counts")
         let resamples = counts.map { row in
             var resample = WinMatrix(count: wins.count)
-            for (cell, times) in zip(cellOrder, row) { resample.add(winner: cell.winner, loser: cell.loser, times: times) }
+            for (cell, times) in zip(cellOrder, row) {
+                resample.add(winner: cell.winner, loser: cell.loser, times: times)
+            }
             return resample
         }
         #expect(resamples.count == 1000)
@@ -105,7 +107,9 @@ struct BootstrapTests {
                 wins.add(winner: iWins ? i : j, loser: iWins ? j : i)
             }
             let point = try BradleyTerry.fit(wins)
-            if BradleyTerry.order(point.params, names: ["a", "b", "c", "d", "e"]) == [0, 1, 2, 3, 4] { orderRecovered += 1 }
+            if BradleyTerry.order(point.params, names: ["a", "b", "c", "d", "e"]) == [0, 1, 2, 3, 4] {
+                orderRecovered += 1
+            }
             let bounds = try BradleyTerry.bootstrapBounds(
                 resamples: BradleyTerry.resamples(of: wins, count: resamples, using: &rng), point: point.params)
             for item in truth.indices {

@@ -121,17 +121,21 @@ struct BradleyTerryFixtureTests {
 
         let chain = try degenerate.object("chain_data")
         let chainWins = WinMatrix(count: try chain.int("n_items"), comparisons: try chain.comparisons("comparisons"))
-        for (key, alpha) in [("chain_ilsr_alpha0.0001", 0.0001), ("chain_ilsr_alpha0.01", 0.01), ("chain_ilsr_alpha0.1", 0.1)] {
+        for (key, alpha) in [
+            ("chain_ilsr_alpha0.0001", 0.0001), ("chain_ilsr_alpha0.01", 0.01), ("chain_ilsr_alpha0.1", 0.1),
+        ] {
             let fit = try BradleyTerry.fit(chainWins, alpha: alpha)
             #expect(maxAbsDifference(fit.params, try degenerate.object(key).doubles("result")) < 1e-7, "\(key)")
         }
         let single = WinMatrix(count: 2, comparisons: [(0, 1)])
         let singleFit = try BradleyTerry.fit(single, alpha: 0.01)
-        #expect(maxAbsDifference(singleFit.params, try degenerate.object("single_ilsr_alpha0.01").doubles("result")) < 1e-7)
+        #expect(
+            maxAbsDifference(singleFit.params, try degenerate.object("single_ilsr_alpha0.01").doubles("result")) < 1e-7)
         let singleOfThree = WinMatrix(count: 3, comparisons: [(0, 1)])
         let singleOfThreeFit = try BradleyTerry.fit(singleOfThree, alpha: 0.01)
         #expect(
-            maxAbsDifference(singleOfThreeFit.params, try degenerate.object("single_ilsr_alpha0.01_n3").doubles("result"))
+            maxAbsDifference(
+                singleOfThreeFit.params, try degenerate.object("single_ilsr_alpha0.01_n3").doubles("result"))
                 < 1e-7)
     }
 

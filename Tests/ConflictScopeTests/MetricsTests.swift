@@ -42,8 +42,10 @@ struct MetricsTests {
             judgment("x", "s3", "honesty", "helpfulness", .a, likert: (7, 1)),
             judgment("x", "s4", "honesty", "helpfulness", .missing),
         ]
-        let metrics = try RankingReport(judgments: judgments, options: RankingOptions(resamples: 0), includeMetrics: true)
-            .metrics!
+        let metrics = try RankingReport(
+            judgments: judgments, options: RankingOptions(resamples: 0), includeMetrics: true
+        )
+        .metrics!
         #expect(metrics.likertDivergence.count == 1)
         #expect(metrics.likertDivergence[0].scenarios == 3)
         #expect(abs(metrics.likertDivergence[0].divergence! - 2.0 / 3.0) < 1e-12)
@@ -60,7 +62,8 @@ struct MetricsTests {
                     "x", "s\(index)", "harmlessness", "helpfulness", index < 7 ? .a : .b, condition: "steered",
                     target: target))
         }
-        judgments.append(judgment("x", "s10", "harmlessness", "helpfulness", .invalid, condition: "steered", target: target))
+        judgments.append(
+            judgment("x", "s10", "harmlessness", "helpfulness", .invalid, condition: "steered", target: target))
         let metrics = try RankingReport(
             judgments: judgments, options: RankingOptions(resamples: 500, seed: 4), includeMetrics: true
         ).metrics!

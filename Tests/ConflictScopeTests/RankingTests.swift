@@ -4,7 +4,8 @@ import Testing
 
 /// Writes `lines` to a temporary JSON Lines file and returns its path.
 func temporaryJudgmentsFile(_ lines: [String]) throws -> String {
-    let path = FileManager.default.temporaryDirectory.appendingPathComponent("judgments-\(UUID().uuidString).jsonl").path
+    let path = FileManager.default.temporaryDirectory.appendingPathComponent("judgments-\(UUID().uuidString).jsonl")
+        .path
     try (lines.joined(separator: "\n") + "\n").write(toFile: path, atomically: true, encoding: .utf8)
     return path
 }
@@ -45,11 +46,15 @@ struct RankingTests {
         (judgmentLine(format: "essay", scenario: "s", value1: "a", value2: "b", choice: "A"), "format must be"),
         (judgmentLine(scenario: "s", value1: "a", value2: "a", choice: "A"), "value1 and value2 are both"),
         (judgmentLine(scenario: "s", value1: "a", value2: "b", choice: "A", extra: #","likert_a":9"#), "likert_a"),
-        (#"{"model":"m","value_set":"hhh","format":"mcq","condition":"default","value1":"a","value2":"b","choice":"A"}"#,
-         "missing field \"scenario_id\""),
+        (
+            #"{"model":"m","value_set":"hhh","format":"mcq","condition":"default","value1":"a","value2":"b","choice":"A"}"#,
+            "missing field \"scenario_id\""
+        ),
     ])
     func badLinesNameTheLineAndProblem(line: String, message: String) throws {
-        let path = try temporaryJudgmentsFile([judgmentLine(scenario: "ok", value1: "a", value2: "b", choice: "A"), line])
+        let path = try temporaryJudgmentsFile([
+            judgmentLine(scenario: "ok", value1: "a", value2: "b", choice: "A"), line,
+        ])
         do {
             _ = try JudgmentReader.read(path: path)
             Issue.record("expected an error for \(line)")
@@ -149,7 +154,8 @@ struct RankingTests {
         #expect {
             try Rankings.fit(judgments, options: RankingOptions(alpha: 0, resamples: 0))
         } throws: { error in
-            "\(error)" == "m/hhh/mcq/default: no maximum-likelihood estimate at alpha 0: never wins: harmlessness, helpfulness"
+            "\(error)"
+                == "m/hhh/mcq/default: no maximum-likelihood estimate at alpha 0: never wins: harmlessness, helpfulness"
         }
         let regularised = try Rankings.fit(judgments, options: RankingOptions(resamples: 0))
         #expect(regularised[0].values.first?.value == "honesty")
@@ -158,14 +164,19 @@ struct RankingTests {
 
     @Test func jsonHasTheDocumentedShape() throws {
         let judgments = [
-            Judgment(model: "m", valueSet: "hhh", format: .mcq, condition: "default", scenarioID: "1",
-                     value1: "b", value2: "a", choice: .a),
-            Judgment(model: "m", valueSet: "hhh", format: .mcq, condition: "default", scenarioID: "2",
-                     value1: "b", value2: "a", choice: .invalid),
+            Judgment(
+                model: "m", valueSet: "hhh", format: .mcq, condition: "default", scenarioID: "1",
+                value1: "b", value2: "a", choice: .a),
+            Judgment(
+                model: "m", valueSet: "hhh", format: .mcq, condition: "default", scenarioID: "2",
+                value1: "b", value2: "a", choice: .invalid),
         ]
         let report = try RankingReport(judgments: judgments, options: RankingOptions(resamples: 0))
         let text = report.json.serialized()
-        #expect(text.hasPrefix(#"{"rankings":[{"model":"m","value_set":"hhh","format":"mcq","condition":"default","n":1,"excluded":1,"values":[{"value":"b","score":"#))
+        #expect(
+            text.hasPrefix(
+                #"{"rankings":[{"model":"m","value_set":"hhh","format":"mcq","condition":"default","n":1,"excluded":1,"values":[{"value":"b","score":"#
+            ))
         #expect(text.contains(#""ci_low":null,"ci_high":null,"rank":1}"#))
         let decoded = try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any]
         #expect(decoded?.keys.sorted() == ["rankings"])

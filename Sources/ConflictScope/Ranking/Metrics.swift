@@ -282,7 +282,8 @@ extension RankingMetrics {
         }
         var cellCounts: [Int: Double] = [:]
         for scenario in Set(mcq.judgments.keys).union(open.judgments.keys) {
-            cellCounts[outcome(mcq.judgments[scenario]) * (n * n + 1) + outcome(open.judgments[scenario]), default: 0] +=
+            cellCounts[
+                outcome(mcq.judgments[scenario]) * (n * n + 1) + outcome(open.judgments[scenario]), default: 0] +=
                 1
         }
         let cells = cellCounts.keys.sorted()
@@ -302,7 +303,9 @@ extension RankingMetrics {
                 for (cell, times) in zip(cells, drawn) where times > 0 {
                     let (mcqOutcome, openOutcome) = cell.quotientAndRemainder(dividingBy: n * n + 1)
                     if mcqOutcome < n * n { mcqWins.add(winner: mcqOutcome / n, loser: mcqOutcome % n, times: times) }
-                    if openOutcome < n * n { openWins.add(winner: openOutcome / n, loser: openOutcome % n, times: times) }
+                    if openOutcome < n * n {
+                        openWins.add(winner: openOutcome / n, loser: openOutcome % n, times: times)
+                    }
                 }
                 do {
                     let mcqFit = try BradleyTerry.fit(

@@ -26,10 +26,13 @@ public struct RankingReport: Sendable, Equatable, JSONRepresentable {
             out += "\(ranking.model) | \(ranking.valueSet) | \(ranking.format.rawValue) | \(ranking.condition)"
             out += "  (n = \(ranking.n), excluded = \(ranking.excluded))\n"
             let width = max(5, ranking.values.map(\.value.count).max() ?? 0)
-            out += "  rank  " + "value".padding(toLength: width, withPad: " ", startingAt: 0) + "    score   95% interval\n"
+            out +=
+                "  rank  " + "value".padding(toLength: width, withPad: " ", startingAt: 0)
+                + "    score   95% interval\n"
             for value in ranking.values {
                 let interval =
-                    value.ciLow.flatMap { low in value.ciHigh.map { Self.format(low) + " .. " + Self.format($0) } } ?? "-"
+                    value.ciLow.flatMap { low in value.ciHigh.map { Self.format(low) + " .. " + Self.format($0) } }
+                    ?? "-"
                 out += "  " + String(value.rank).leftPadded(4) + "  "
                 out += value.value.padding(toLength: width, withPad: " ", startingAt: 0)
                 out += "  " + Self.format(value.score).leftPadded(7) + "   " + interval + "\n"
@@ -59,7 +62,8 @@ extension RankingMetrics {
             out += "Likert divergence (multiple choice: share of answers rating the two actions differently)\n"
             for entry in likertDivergence {
                 let value = entry.divergence.map(RankingReport.format) ?? "-"
-                out += "  \(entry.model) | \(entry.valueSet) | \(entry.condition): \(value)  (\(entry.scenarios) rated)\n"
+                out +=
+                    "  \(entry.model) | \(entry.valueSet) | \(entry.condition): \(value)  (\(entry.scenarios) rated)\n"
             }
             out += "\n"
         }
@@ -70,7 +74,9 @@ extension RankingMetrics {
                     entry.manipulationEffect.map { effect in
                         RankingReport.format(effect)
                             + (entry.ciLow.flatMap { low in
-                                entry.ciHigh.map { " [" + RankingReport.format(low) + ", " + RankingReport.format($0) + "]" }
+                                entry.ciHigh.map {
+                                    " [" + RankingReport.format(low) + ", " + RankingReport.format($0) + "]"
+                                }
                             } ?? "")
                     } ?? "undefined (\(entry.undefinedReason ?? ""))"
                 let baseline = entry.defaultAlignment.map(RankingReport.format) ?? "-"
@@ -84,10 +90,13 @@ extension RankingMetrics {
             out += "Rank shift from multiple choice to open-ended (positive: ranked lower when acting)\n"
             for entry in rankShifts {
                 let interval =
-                    entry.ciLow.flatMap { low in entry.ciHigh.map { " [\(RankingReport.format(low)), \(RankingReport.format($0))]" } }
+                    entry.ciLow.flatMap { low in
+                        entry.ciHigh.map { " [\(RankingReport.format(low)), \(RankingReport.format($0))]" }
+                    }
                     ?? ""
                 out += "  \(entry.model) | \(entry.valueSet) | \(entry.condition) | \(entry.value): "
-                out += "\(entry.mcqRank) -> \(entry.openRank) (\(entry.shift >= 0 ? "+" : "")\(entry.shift))\(interval)\n"
+                out +=
+                    "\(entry.mcqRank) -> \(entry.openRank) (\(entry.shift >= 0 ? "+" : "")\(entry.shift))\(interval)\n"
             }
             out += "\n"
         }
@@ -96,7 +105,8 @@ extension RankingMetrics {
             for entry in preferenceRates {
                 out += "  \(entry.model) | \(entry.valueSet) | \(entry.format.rawValue) | \(entry.condition) | "
                 out += "\(entry.value1) over \(entry.value2): \(RankingReport.format(entry.rate)) "
-                out += "[\(RankingReport.format(entry.ciLow)), \(RankingReport.format(entry.ciHigh))] (n = \(entry.n))\n"
+                out +=
+                    "[\(RankingReport.format(entry.ciLow)), \(RankingReport.format(entry.ciHigh))] (n = \(entry.n))\n"
             }
         }
         return out
@@ -104,5 +114,7 @@ extension RankingMetrics {
 }
 
 extension String {
-    func leftPadded(_ width: Int) -> String { count >= width ? self : String(repeating: " ", count: width - count) + self }
+    func leftPadded(_ width: Int) -> String {
+        count >= width ? self : String(repeating: " ", count: width - count) + self
+    }
 }

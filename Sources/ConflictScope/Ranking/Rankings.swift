@@ -9,7 +9,9 @@ public struct RankingOptions: Sendable, Equatable {
     /// Seed of the bootstrap; each group's stream is derived from (seed, group key).
     public var seed: UInt64
 
-    public init(alpha: Double = BradleyTerry.defaultAlpha, resamples: Int = BradleyTerry.defaultResamples, seed: UInt64 = 0) {
+    public init(
+        alpha: Double = BradleyTerry.defaultAlpha, resamples: Int = BradleyTerry.defaultResamples, seed: UInt64 = 0
+    ) {
         self.alpha = alpha
         self.resamples = resamples
         self.seed = seed

@@ -77,7 +77,8 @@ public struct FlatJSON {
         case UInt8(ascii: "t"): try literal("true"); return .bool(true)
         case UInt8(ascii: "f"): try literal("false"); return .bool(false)
         case UInt8(ascii: "n"): try literal("null"); return .null
-        case .some(let byte) where byte == UInt8(ascii: "-") || (0x30...0x39).contains(byte): return .number(try number())
+        case .some(let byte) where byte == UInt8(ascii: "-") || (0x30...0x39).contains(byte):
+            return .number(try number())
         default: throw error("expected a value")
         }
     }
@@ -93,8 +94,9 @@ public struct FlatJSON {
         let start = position
         if peek() == UInt8(ascii: "-") { position += 1 }
         var digits = 0
-        while let byte = peek(), (0x30...0x39).contains(byte) || byte == UInt8(ascii: ".") || byte == UInt8(ascii: "e")
-            || byte == UInt8(ascii: "E") || byte == UInt8(ascii: "+") || byte == UInt8(ascii: "-")
+        while let byte = peek(),
+            (0x30...0x39).contains(byte) || byte == UInt8(ascii: ".") || byte == UInt8(ascii: "e")
+                || byte == UInt8(ascii: "E") || byte == UInt8(ascii: "+") || byte == UInt8(ascii: "-")
         {
             position += 1
             digits += 1
