@@ -111,7 +111,8 @@ struct BootstrapTests {
                 orderRecovered += 1
             }
             let bounds = try BradleyTerry.bootstrapBounds(
-                resamples: BradleyTerry.resamples(of: wins, count: resamples, using: &rng), point: point.params)
+                resamples: BradleyTerry.resamples(of: wins, count: resamples, using: StableRandom(seed: rng.next())),
+                point: point.params)
             for item in truth.indices {
                 total += 1
                 if bounds.low[item] <= truth[item] && truth[item] <= bounds.high[item] { covered += 1 }

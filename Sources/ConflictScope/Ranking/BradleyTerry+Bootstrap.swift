@@ -7,20 +7,39 @@ public struct ConfidenceBounds: Sendable, Equatable {
 extension BradleyTerry {
     /// The paper's number of bootstrap resamples.
     public static let defaultResamples = 1000
-    /// Gradient tolerance for resample fits: far below the Monte Carlo noise of the bounds.
-    static let resampleTolerance = 1e-10
+    /// Gradient tolerance for resample fits: parameters to ~1e-10, far below the bounds' Monte Carlo noise.
+    static let resampleTolerance = 1e-8
 
-    /// Draws `count` resamples of `wins`, each with the same total, by multinomial counts over the
+    /// `count` resamples of `wins`, each with the same total, drawn lazily as multinomial counts over the
     /// (winner, loser) cells. This has the distribution of resampling judgment rows with replacement.
-    public static func resamples(of wins: WinMatrix, count: Int, using rng: inout StableRandom) -> [WinMatrix] {
-        let cells = wins.storage.indices.filter { wins.storage[$0] > 0 }
-        let weights = cells.map { wins.storage[$0] }
-        let total = Int(weights.reduce(0, +))
-        return (0..<count).map { _ in
+    public static func resamples(of wins: WinMatrix, count: Int, using rng: StableRandom) -> Resamples {
+        Resamples(wins: wins, remaining: count, rng: rng)
+    }
+
+    public struct Resamples: Sequence, IteratorProtocol {
+        private let count: Int
+        private let cells: [Int]
+        private let weights: [Double]
+        private let total: Int
+        private var remaining: Int
+        private var rng: StableRandom
+
+        init(wins: WinMatrix, remaining: Int, rng: StableRandom) {
+            count = wins.count
+            cells = wins.storage.indices.filter { wins.storage[$0] > 0 }
+            weights = cells.map { wins.storage[$0] }
+            total = Int(weights.reduce(0, +))
+            self.remaining = remaining
+            self.rng = rng
+        }
+
+        public mutating func next() -> WinMatrix? {
+            guard remaining > 0 else { return nil }
+            remaining -= 1
             let drawn = Sampling.multinomial(trials: total, counts: weights, using: &rng)
-            var resample = WinMatrix(count: wins.count)
+            var resample = WinMatrix(count: count)
             for (cell, times) in zip(cells, drawn) {
-                resample.add(winner: cell / wins.count, loser: cell % wins.count, times: times)
+                resample.add(winner: cell / count, loser: cell % count, times: times)
             }
             return resample
         }
@@ -29,16 +48,20 @@ extension BradleyTerry {
     /// Fits every resample (warm-started from `point`) and returns the `lowPercent` / `highPercent`
     /// percentiles of each item's estimates.
     public static func bootstrapBounds(
-        resamples: [WinMatrix],
+        resamples: some Sequence<WinMatrix>,
         alpha: Double = defaultAlpha,
         point: [Double]? = nil,
         lowPercent: Double = 2.5,
         highPercent: Double = 97.5
     ) throws(BradleyTerryError) -> ConfidenceBounds {
-        guard let first = resamples.first else { return ConfidenceBounds(low: [], high: []) }
-        var estimates = Array(repeating: [Double](), count: first.count)
+        var estimates: [[Double]] = []
+        var solver: NewtonSolver? = nil
         for resample in resamples {
-            let fit = try fit(resample, alpha: alpha, start: point, tolerance: resampleTolerance)
+            if solver == nil {
+                solver = NewtonSolver(count: resample.count, alpha: alpha)
+                estimates = Array(repeating: [], count: resample.count)
+            }
+            let fit = try fit(resample, start: point, tolerance: resampleTolerance, solver: &solver!)
             for (item, value) in fit.params.enumerated() { estimates[item].append(value) }
         }
         var bounds = ConfidenceBounds(low: [], high: [])

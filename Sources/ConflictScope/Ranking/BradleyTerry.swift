@@ -25,18 +25,25 @@ public enum BradleyTerry {
         start: [Double]? = nil,
         tolerance: Double = finalTolerance
     ) throws(BradleyTerryError) -> BradleyTerryFit {
-        precondition(alpha >= 0 && alpha.isFinite, "alpha must be finite and non-negative")
+        var solver = NewtonSolver(count: wins.count, alpha: alpha)
+        return try fit(wins, start: start, tolerance: tolerance, solver: &solver)
+    }
+
+    /// `fit` with a solver (and its buffers) reused across many fits of the same size.
+    static func fit(_ wins: WinMatrix, start: [Double]?, tolerance: Double, solver: inout NewtonSolver)
+        throws(BradleyTerryError) -> BradleyTerryFit
+    {
+        precondition(solver.alpha >= 0 && solver.alpha.isFinite, "alpha must be finite and non-negative")
         let n = wins.count
         if n <= 1 {
             return BradleyTerryFit(params: Array(repeating: 0, count: n), iterations: 0, maxGradient: 0)
         }
-        if alpha == 0, let reason = Degeneracy.check(wins) {
+        if solver.alpha == 0, let reason = Degeneracy.check(wins) {
             throw BradleyTerryError(reason: reason)
         }
-        var solver = NewtonSolver(wins: wins, alpha: alpha)
         var theta = start.map(centred) ?? Array(repeating: 0, count: n)
         precondition(theta.count == n, "warm start has the wrong number of items")
-        return try solver.solve(from: &theta, tolerance: tolerance)
+        return try solver.solve(wins, from: &theta, tolerance: tolerance)
     }
 
     /// P(i beats j) under log-strengths `theta`.

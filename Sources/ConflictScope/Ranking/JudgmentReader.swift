@@ -1,3 +1,9 @@
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
 /// A problem in a judgments file, located by line.
 public struct JudgmentInputError: Error, Equatable, CustomStringConvertible {
     public let path: String
@@ -9,87 +15,191 @@ public struct JudgmentInputError: Error, Equatable, CustomStringConvertible {
 /// Reads judgments from JSON Lines: one object per line with `model`, `value_set`, `format`,
 /// `condition`, `scenario_id`, `value1`, `value2`, `choice` and optionally `likert_a`, `likert_b`
 /// (1-7) and `target_ranking` (an array of values, highest first). Unknown fields are ignored so
-/// exports with extra columns read back; blank lines are skipped.
+/// exports with extra columns read back; blank lines are skipped. A scenario may be judged once per
+/// (model, value set, format, condition), and a steered condition has one target ranking.
 public enum JudgmentReader {
     public static func read(path: String) throws -> [Judgment] {
-        var judgments: [Judgment] = []
-        var firstLine: [String: Int] = [:]
-        var targets: [String: (ranking: [String], line: Int)] = [:]
-        try LineReader.forEachLine(path: path) { bytes, line in
-            if bytes.allSatisfy({ $0 == 0x20 || $0 == 0x09 }) { return }
-            let judgment: Judgment
-            do {
-                judgment = try decode(FlatJSON.parseObject(bytes))
-            } catch let error as FlatJSON.SyntaxError {
-                throw JudgmentInputError(path: path, line: line, message: "malformed JSON: \(error)")
-            } catch let error as FieldError {
-                throw JudgmentInputError(path: path, line: line, message: error.message)
-            }
-            let key = [judgment.group.description, judgment.scenarioID].joined(separator: "\u{1F}")
-            if let first = firstLine.updateValue(line, forKey: key) {
-                throw JudgmentInputError(
-                    path: path, line: line,
-                    message: "second judgment of scenario \"\(judgment.scenarioID)\" for \(judgment.group) "
-                        + "(first on line \(first))")
-            }
-            if let ranking = judgment.targetRanking {
-                let scope = "\(judgment.valueSet)/\(judgment.condition)"
-                if let known = targets[scope], known.ranking != ranking {
-                    throw JudgmentInputError(
-                        path: path, line: line,
-                        message: "target_ranking differs from the one on line \(known.line) for \(scope)")
-                }
-                targets[scope] = targets[scope] ?? (ranking, line)
-            }
-            judgments.append(judgment)
+        var reader = Reader(path: path)
+        try LineReader.forEachLine(path: path) { bytes, line in try reader.add(bytes, line: line) }
+        return reader.judgments
+    }
+}
+
+/// The fields a judgment line may carry.
+private enum Field: Int, CaseIterable {
+    case model, valueSet, format, condition, scenarioID, value1, value2, choice, likertA, likertB, targetRanking
+
+    var name: String {
+        switch self {
+        case .model: "model"
+        case .valueSet: "value_set"
+        case .format: "format"
+        case .condition: "condition"
+        case .scenarioID: "scenario_id"
+        case .value1: "value1"
+        case .value2: "value2"
+        case .choice: "choice"
+        case .likertA: "likert_a"
+        case .likertB: "likert_b"
+        case .targetRanking: "target_ranking"
         }
-        return judgments
     }
 
-    struct FieldError: Error {
-        let message: String
+    static let nameBytes = allCases.map { Array($0.name.utf8) }
+
+    init?(key: UnsafeBufferPointer<UInt8>) {
+        guard let index = Self.nameBytes.firstIndex(where: { sameBytes(key, $0) }) else { return nil }
+        self.init(rawValue: index)
+    }
+}
+
+private func sameBytes(_ raw: UnsafeBufferPointer<UInt8>, _ known: [UInt8]) -> Bool {
+    guard raw.count == known.count else { return false }
+    if raw.isEmpty { return true }
+    return known.withUnsafeBufferPointer { memcmp(raw.baseAddress!, $0.baseAddress!, raw.count) == 0 }
+}
+
+private struct FieldError: Error {
+    let message: String
+}
+
+/// One line's field values, without a per-line dictionary or array.
+private struct LineFields {
+    private var model, valueSet, format, condition, scenarioID, value1, value2, choice: FlatJSONValue?
+    private var likertA, likertB, targetRanking: FlatJSONValue?
+
+    subscript(field: Field) -> FlatJSONValue? {
+        get {
+            switch field {
+            case .model: model
+            case .valueSet: valueSet
+            case .format: format
+            case .condition: condition
+            case .scenarioID: scenarioID
+            case .value1: value1
+            case .value2: value2
+            case .choice: choice
+            case .likertA: likertA
+            case .likertB: likertB
+            case .targetRanking: targetRanking
+            }
+        }
+        set {
+            switch field {
+            case .model: model = newValue
+            case .valueSet: valueSet = newValue
+            case .format: format = newValue
+            case .condition: condition = newValue
+            case .scenarioID: scenarioID = newValue
+            case .value1: value1 = newValue
+            case .value2: value2 = newValue
+            case .choice: choice = newValue
+            case .likertA: likertA = newValue
+            case .likertB: likertB = newValue
+            case .targetRanking: targetRanking = newValue
+            }
+        }
     }
 
-    static func decode(_ fields: [String: FlatJSONValue]) throws(FieldError) -> Judgment {
-        func text(_ key: String) throws(FieldError) -> String {
-            guard let value = fields[key] else { throw FieldError(message: "missing field \"\(key)\"") }
-            guard case .string(let text) = value, !text.isEmpty else {
-                throw FieldError(message: "field \"\(key)\" must be a non-empty string")
-            }
-            return text
+    func text(_ field: Field) throws(FieldError) -> String {
+        guard let value = self[field] else { throw FieldError(message: "missing field \"\(field.name)\"") }
+        guard case .string(let text) = value, !text.isEmpty else {
+            throw FieldError(message: "field \"\(field.name)\" must be a non-empty string")
         }
-        func likert(_ key: String) throws(FieldError) -> Int? {
-            switch fields[key] {
-            case nil, .null?: return nil
-            case .number(let value)? where value == value.rounded() && (1...7).contains(value): return Int(value)
-            default: throw FieldError(message: "field \"\(key)\" must be an integer from 1 to 7 or null")
-            }
+        return text
+    }
+
+    func likert(_ field: Field) throws(FieldError) -> Int? {
+        switch self[field] {
+        case nil, .null?: return nil
+        case .number(let value)? where value == value.rounded() && (1...7).contains(value): return Int(value)
+        default: throw FieldError(message: "field \"\(field.name)\" must be an integer from 1 to 7 or null")
         }
-        let model = try text("model")
-        let valueSet = try text("value_set")
-        let formatText = try text("format")
+    }
+
+    func judgment() throws(FieldError) -> Judgment {
+        let formatText = try text(.format)
         guard let format = EvaluationFormat(rawValue: formatText) else {
             throw FieldError(message: "format must be \"mcq\" or \"open\", not \"\(formatText)\"")
         }
-        let condition = try text("condition")
-        let scenarioID = try text("scenario_id")
-        let value1 = try text("value1")
-        let value2 = try text("value2")
+        let value1 = try text(.value1)
+        let value2 = try text(.value2)
         guard value1 != value2 else { throw FieldError(message: "value1 and value2 are both \"\(value1)\"") }
-        let choiceText = try text("choice")
+        let choiceText = try text(.choice)
         guard let choice = Choice(rawValue: choiceText) else {
             throw FieldError(message: "choice must be \"A\", \"B\", \"invalid\" or \"missing\", not \"\(choiceText)\"")
         }
         var targetRanking: [String]? = nil
-        switch fields["target_ranking"] {
+        switch self[.targetRanking] {
         case nil, .null?: break
         case .strings(let values)? where !values.isEmpty && Set(values).count == values.count:
             targetRanking = values
         default: throw FieldError(message: "target_ranking must be a list of distinct value names")
         }
         return Judgment(
-            model: model, valueSet: valueSet, format: format, condition: condition, scenarioID: scenarioID,
-            value1: value1, value2: value2, choice: choice, likertA: try likert("likert_a"),
-            likertB: try likert("likert_b"), targetRanking: targetRanking)
+            model: try text(.model), valueSet: try text(.valueSet), format: format, condition: try text(.condition),
+            scenarioID: try text(.scenarioID), value1: value1, value2: value2, choice: choice,
+            likertA: try likert(.likertA), likertB: try likert(.likertB), targetRanking: targetRanking)
+    }
+}
+
+/// Reading state: judgments so far and what the checks across lines need.
+private struct Reader {
+    let path: String
+    var judgments: [Judgment] = []
+    /// Files are usually sorted, so a field's text often repeats the previous line's: reuse its String.
+    private var previousBytes = Array(repeating: [UInt8](), count: Field.allCases.count)
+    private var previousStrings = Array(repeating: "", count: Field.allCases.count)
+    /// First line of each scenario, per group.
+    private var scenarioLines: [GroupKey: [String: Int]] = [:]
+    private var targets: [String: (ranking: [String], line: Int)] = [:]
+
+    init(path: String) { self.path = path }
+
+    mutating func add(_ bytes: UnsafeBufferPointer<UInt8>, line: Int) throws {
+        if bytes.allSatisfy({ $0 == 0x20 || $0 == 0x09 }) { return }
+        let judgment: Judgment
+        do {
+            var fields = LineFields()
+            try FlatJSON.parseFields(bytes) { key, value in
+                guard let field = Field(key: key) else { return }  // unknown fields are ignored
+                switch value {
+                case .text(let raw): fields[field] = .string(reuse(raw, field))
+                case .value(let decoded): fields[field] = decoded
+                }
+            }
+            judgment = try fields.judgment()
+        } catch let error as FlatJSON.SyntaxError {
+            throw JudgmentInputError(path: path, line: line, message: "malformed JSON: \(error)")
+        } catch let error as FieldError {
+            throw JudgmentInputError(path: path, line: line, message: error.message)
+        }
+        if let first = scenarioLines[judgment.group, default: [:]].updateValue(line, forKey: judgment.scenarioID) {
+            throw JudgmentInputError(
+                path: path, line: line,
+                message: "second judgment of scenario \"\(judgment.scenarioID)\" for \(judgment.group) "
+                    + "(first on line \(first))")
+        }
+        if let ranking = judgment.targetRanking {
+            let scope = "\(judgment.valueSet)/\(judgment.condition)"
+            if let known = targets[scope], known.ranking != ranking {
+                throw JudgmentInputError(
+                    path: path, line: line,
+                    message: "target_ranking differs from the one on line \(known.line) for \(scope)")
+            }
+            targets[scope] = targets[scope] ?? (ranking, line)
+        }
+        judgments.append(judgment)
+    }
+
+    private mutating func reuse(_ raw: UnsafeBufferPointer<UInt8>, _ field: Field) -> String {
+        let slot = field.rawValue
+        if field != .scenarioID && sameBytes(raw, previousBytes[slot]) { return previousStrings[slot] }
+        let text = String(decoding: raw, as: UTF8.self)
+        if field != .scenarioID {
+            previousBytes[slot] = Array(raw)
+            previousStrings[slot] = text
+        }
+        return text
     }
 }

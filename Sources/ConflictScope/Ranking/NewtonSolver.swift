@@ -6,52 +6,75 @@ import Foundation
 /// along the all-ones vector while the gradient is orthogonal to it. Solving `(-H + 1 1^T) d = g`
 /// gives the Newton step restricted to mean-zero directions with a positive-definite matrix.
 struct NewtonSolver {
-    let wins: WinMatrix
     let alpha: Double
     private let n: Int
-    private var gradient: [Double]
-    private var system: [Double]
+    /// The data of the current `solve`; the solver itself is reused across bootstrap resamples.
+    private var wins: WinMatrix
+    /// Objective, gradient and system matrix at the current point and at a trial point.
+    private var current: Evaluation
+    private var trial: Evaluation
     private static let maxIterations = 200
 
-    init(wins: WinMatrix, alpha: Double) {
-        self.wins = wins
-        self.alpha = alpha
-        self.n = wins.count
-        self.gradient = Array(repeating: 0, count: wins.count)
-        self.system = Array(repeating: 0, count: wins.count * wins.count)
+    private struct Evaluation {
+        var value = 0.0
+        var maxGradient = 0.0
+        var gradient: [Double]
+        var system: [Double]
+        var softmax: [Double]
+
+        init(n: Int) {
+            gradient = Array(repeating: 0, count: n)
+            softmax = Array(repeating: 0, count: n)
+            system = Array(repeating: 0, count: n * n)
+        }
     }
 
-    mutating func solve(from theta: inout [Double], tolerance: Double) throws(BradleyTerryError) -> BradleyTerryFit {
+    private var step: [Double]
+    private var candidate: [Double]
+    /// Below this Newton decrement full steps are taken without looking at the objective: the fit is
+    /// then in the region of quadratic convergence, where the objective is flat to rounding anyway.
+    private static let fullStepDecrement = 1e-6
+
+    init(count: Int, alpha: Double) {
+        self.alpha = alpha
+        self.n = count
+        self.wins = WinMatrix(count: count)
+        self.current = Evaluation(n: count)
+        self.trial = Evaluation(n: count)
+        self.step = Array(repeating: 0, count: count)
+        self.candidate = Array(repeating: 0, count: count)
+    }
+
+    mutating func solve(_ wins: WinMatrix, from theta: inout [Double], tolerance: Double) throws(BradleyTerryError)
+        -> BradleyTerryFit
+    {
+        precondition(wins.count == n && theta.count == n, "solver sized for another item count")
+        self.wins = wins
         // Sums of a few thousand terms cannot resolve gradients much below this; never ask for less.
         let tolerance = max(tolerance, roundingFloor())
-        var value = objective(theta)
-        var step = Array(repeating: 0.0, count: n)
-        var candidate = theta
+        evaluate(at: theta, into: &current, withValue: true)
         for iteration in 0..<Self.maxIterations {
-            let maxGradient = evaluateDerivatives(at: theta)
-            if maxGradient <= tolerance {
+            if current.maxGradient <= tolerance {
                 return BradleyTerryFit(
-                    params: BradleyTerry.centred(theta), iterations: iteration, maxGradient: maxGradient)
+                    params: BradleyTerry.centred(theta), iterations: iteration, maxGradient: current.maxGradient)
             }
-            guard Self.choleskySolve(&system, gradient, into: &step, n: n) else { break }
-            let decrement = zip(gradient, step).reduce(0) { $0 + $1.0 * $1.1 }
+            guard Self.choleskySolve(&current.system, current.gradient, into: &step, n: n) else { break }
+            let decrement = zip(current.gradient, step).reduce(0) { $0 + $1.0 * $1.1 }
+            let checked = decrement >= Self.fullStepDecrement
+            if checked && current.value.isNaN { evaluate(at: theta, into: &current, withValue: true) }
+            // Backtrack until the objective rises enough (Armijo).
             var scale = 1.0
             while true {
                 for i in 0..<n { candidate[i] = theta[i] + scale * step[i] }
-                // Close to the optimum full steps are safe and the objective is flat to rounding.
-                if decrement < 1e-8 { break }
-                let candidateValue = objective(candidate)
-                if candidateValue >= value + 0.25 * scale * decrement || scale < 1e-12 {
-                    value = candidateValue
-                    break
-                }
+                evaluate(at: candidate, into: &trial, withValue: checked)
+                if !checked || trial.value >= current.value + 0.25 * scale * decrement || scale < 1e-12 { break }
                 scale *= 0.5
             }
             swap(&theta, &candidate)
-            if decrement < 1e-8 { value = objective(theta) }
+            swap(&current, &trial)
         }
-        let maxGradient = evaluateDerivatives(at: theta)
-        throw BradleyTerryError(reason: .notConverged(iterations: Self.maxIterations, maxGradient: maxGradient))
+        throw BradleyTerryError(
+            reason: .notConverged(iterations: Self.maxIterations, maxGradient: current.maxGradient))
     }
 
     /// Smallest gradient that double-precision sums of these counts can resolve.
@@ -65,94 +88,111 @@ struct NewtonSolver {
         return 8 * Double.ulpOfOne * (largestRow + alpha * Double(n * n))
     }
 
-    /// Log-likelihood plus penalty.
-    func objective(_ theta: [Double]) -> Double {
-        var total = 0.0
-        for i in 0..<n {
-            for j in (i + 1)..<n {
-                let x = theta[i] - theta[j]
-                total += wins[i, j] * Self.logSigmoid(x) + wins[j, i] * Self.logSigmoid(-x)
-            }
-        }
-        if alpha > 0 {
-            let top = theta.max() ?? 0
-            let logSumExp = top + log(theta.reduce(0) { $0 + exp($1 - top) })
-            let count = Double(n)
-            total += alpha * count * (theta.reduce(0, +) - count * logSumExp)
-        }
-        return total
-    }
-
-    /// Fills `gradient` and `system` (= -Hessian + 1 1^T); returns max |gradient|.
-    private mutating func evaluateDerivatives(at theta: [Double]) -> Double {
-        for k in 0..<n { gradient[k] = 0 }
-        for k in 0..<(n * n) { system[k] = 1 }
-        for i in 0..<n {
-            for j in (i + 1)..<n {
-                let wij = wins[i, j]
-                let wji = wins[j, i]
-                let games = wij + wji
-                if games == 0 { continue }
-                let x = theta[i] - theta[j]
-                let p = 1 / (1 + exp(-x))
-                let q = 1 / (1 + exp(x))
-                let g = wij * q - wji * p
-                gradient[i] += g
-                gradient[j] -= g
-                let h = games * p * q
-                system[i * n + i] += h
-                system[j * n + j] += h
-                system[i * n + j] -= h
-                system[j * n + i] -= h
-            }
-        }
-        if alpha > 0 {
-            let count = Double(n)
-            let top = theta.max() ?? 0
-            let weights = theta.map { exp($0 - top) }
-            let sum = weights.reduce(0, +)
-            let c = alpha * count
-            for i in 0..<n {
-                let si = weights[i] / sum
-                gradient[i] += c * (1 - count * si)
-                for j in 0..<n {
-                    let sj = weights[j] / sum
-                    system[i * n + j] += c * count * ((i == j ? si : 0) - si * sj)
+    /// Gradient and `-Hessian + 1 1^T` at `theta` in one pass (one exponential per compared pair),
+    /// and the objective (log-likelihood plus penalty; one more logarithm per pair) when `withValue`,
+    /// otherwise NaN.
+    private func evaluate(at theta: [Double], into result: inout Evaluation, withValue: Bool) {
+        // Raw buffers: this loop runs ~millions of times per bootstrap and array writes through
+        // `inout` would re-check uniqueness and bounds on every element.
+        let n = self.n
+        let alpha = self.alpha
+        var value = 0.0
+        wins.storage.withUnsafeBufferPointer { wins in
+            theta.withUnsafeBufferPointer { theta in
+                result.gradient.withUnsafeMutableBufferPointer { gradient in
+                    result.system.withUnsafeMutableBufferPointer { system in
+                        result.softmax.withUnsafeMutableBufferPointer { softmax in
+                            gradient.update(repeating: 0)
+                            system.update(repeating: 1)
+                            for i in 0..<n {
+                                for j in (i + 1)..<n {
+                                    let wij = wins[i * n + j]
+                                    let wji = wins[j * n + i]
+                                    let games = wij + wji
+                                    if games == 0 { continue }
+                                    // p = P(i beats j), q = 1 - p, from one exponential without overflow.
+                                    let x = theta[i] - theta[j]
+                                    let e = exp(-abs(x))
+                                    let larger = 1 / (1 + e)
+                                    let smaller = e * larger
+                                    let p = x >= 0 ? larger : smaller
+                                    let q = x >= 0 ? smaller : larger
+                                    if withValue {
+                                        // log p and log q: the likelier side is -log1p(e), the other |x| less.
+                                        let logLarger = -log1p(e)
+                                        let logP = x >= 0 ? logLarger : logLarger - abs(x)
+                                        let logQ = x >= 0 ? logLarger - abs(x) : logLarger
+                                        value += wij * logP + wji * logQ
+                                    }
+                                    let g = wij * q - wji * p
+                                    gradient[i] += g
+                                    gradient[j] -= g
+                                    let h = games * p * q
+                                    system[i * n + i] += h
+                                    system[j * n + j] += h
+                                    system[i * n + j] -= h
+                                    system[j * n + i] -= h
+                                }
+                            }
+                            guard alpha > 0 else { return }
+                            let count = Double(n)
+                            var top = -Double.infinity
+                            for k in 0..<n { top = max(top, theta[k]) }
+                            var sum = 0.0
+                            var thetaSum = 0.0
+                            for k in 0..<n {
+                                softmax[k] = exp(theta[k] - top)
+                                sum += softmax[k]
+                                thetaSum += theta[k]
+                            }
+                            for k in 0..<n { softmax[k] /= sum }
+                            let c = alpha * count
+                            if withValue { value += c * (thetaSum - count * (top + log(sum))) }
+                            for i in 0..<n {
+                                let si = softmax[i]
+                                gradient[i] += c * (1 - count * si)
+                                system[i * n + i] += c * count * si
+                                for j in 0..<n { system[i * n + j] -= c * count * si * softmax[j] }
+                            }
+                        }
+                    }
                 }
             }
         }
-        return gradient.reduce(0) { max($0, abs($1)) }
-    }
-
-    /// log(sigmoid(x)) without overflow.
-    static func logSigmoid(_ x: Double) -> Double {
-        x >= 0 ? -log1p(exp(-x)) : x - log1p(exp(x))
+        result.value = withValue ? value : .nan
+        result.maxGradient = result.gradient.reduce(0) { max($0, abs($1)) }
     }
 
     /// Solves `a x = b` for symmetric positive-definite `a` (overwritten by its Cholesky factor).
-    static func choleskySolve(_ a: inout [Double], _ b: [Double], into x: inout [Double], n: Int) -> Bool {
-        for j in 0..<n {
-            var diagonal = a[j * n + j]
-            for k in 0..<j { diagonal -= a[j * n + k] * a[j * n + k] }
-            guard diagonal > 0, diagonal.isFinite else { return false }
-            let root = diagonal.squareRoot()
-            a[j * n + j] = root
-            for i in (j + 1)..<n {
-                var value = a[i * n + j]
-                for k in 0..<j { value -= a[i * n + k] * a[j * n + k] }
-                a[i * n + j] = value / root
+    static func choleskySolve(_ matrix: inout [Double], _ rhs: [Double], into solution: inout [Double], n: Int) -> Bool {
+        matrix.withUnsafeMutableBufferPointer { a in
+            rhs.withUnsafeBufferPointer { b in
+                solution.withUnsafeMutableBufferPointer { x in
+                    for j in 0..<n {
+                        var diagonal = a[j * n + j]
+                        for k in 0..<j { diagonal -= a[j * n + k] * a[j * n + k] }
+                        guard diagonal > 0, diagonal.isFinite else { return false }
+                        let root = diagonal.squareRoot()
+                        a[j * n + j] = root
+                        for i in (j + 1)..<n {
+                            var value = a[i * n + j]
+                            for k in 0..<j { value -= a[i * n + k] * a[j * n + k] }
+                            a[i * n + j] = value / root
+                        }
+                    }
+                    for i in 0..<n {
+                        var value = b[i]
+                        for k in 0..<i { value -= a[i * n + k] * x[k] }
+                        x[i] = value / a[i * n + i]
+                    }
+                    for i in stride(from: n - 1, through: 0, by: -1) {
+                        var value = x[i]
+                        for k in (i + 1)..<n { value -= a[k * n + i] * x[k] }
+                        x[i] = value / a[i * n + i]
+                    }
+                    return true
+                }
             }
         }
-        for i in 0..<n {
-            var value = b[i]
-            for k in 0..<i { value -= a[i * n + k] * x[k] }
-            x[i] = value / a[i * n + i]
-        }
-        for i in stride(from: n - 1, through: 0, by: -1) {
-            var value = x[i]
-            for k in (i + 1)..<n { value -= a[k * n + i] * x[k] }
-            x[i] = value / a[i * n + i]
-        }
-        return true
     }
 }

@@ -85,28 +85,22 @@ struct GroupComparisons: Sendable {
 
     /// Splits judgments by group; a group's values are every value named in its rows, valid or not.
     static func grouped(_ judgments: [Judgment]) -> [GroupComparisons] {
-        var valueNames: [GroupKey: Set<String>] = [:]
-        for judgment in judgments {
-            valueNames[judgment.group, default: []].formUnion([judgment.value1, judgment.value2])
-        }
-        var groups: [GroupKey: GroupComparisons] = [:]
-        var indices: [GroupKey: [String: Int]] = [:]
-        for (key, names) in valueNames {
-            let sorted = names.sorted()
-            groups[key] = GroupComparisons(key: key, values: sorted)
-            indices[key] = Dictionary(uniqueKeysWithValues: sorted.enumerated().map { ($1, $0) })
-        }
-        for judgment in judgments {
-            let key = judgment.group
-            guard let favoured = judgment.favouredValue else {
-                groups[key]!.excluded += 1
-                continue
+        var members: [GroupKey: [Int]] = [:]
+        for (index, judgment) in judgments.enumerated() { members[judgment.group, default: []].append(index) }
+        return members.map { key, rows in
+            let names = Set(rows.flatMap { [judgments[$0].value1, judgments[$0].value2] }).sorted()
+            let index = Dictionary(uniqueKeysWithValues: names.enumerated().map { ($1, $0) })
+            var group = GroupComparisons(key: key, values: names)
+            for row in rows {
+                let judgment = judgments[row]
+                switch judgment.choice {
+                case .a: group.wins.add(winner: index[judgment.value1]!, loser: index[judgment.value2]!)
+                case .b: group.wins.add(winner: index[judgment.value2]!, loser: index[judgment.value1]!)
+                case .invalid, .missing: group.excluded += 1
+                }
             }
-            let other = favoured == judgment.value1 ? judgment.value2 : judgment.value1
-            let index = indices[key]!
-            groups[key]!.wins.add(winner: index[favoured]!, loser: index[other]!)
-        }
-        return groups.values.sorted { $0.key < $1.key }
+            return group
+        }.sorted { $0.key < $1.key }
     }
 }
 
@@ -126,8 +120,8 @@ public enum Rankings {
         do {
             point = try BradleyTerry.fit(group.wins, alpha: options.alpha)
             if options.resamples > 0 {
-                var rng = StableRandom(seed: options.seed, key: group.key.description)
-                let resamples = BradleyTerry.resamples(of: group.wins, count: options.resamples, using: &rng)
+                let rng = StableRandom(seed: options.seed, key: group.key.description)
+                let resamples = BradleyTerry.resamples(of: group.wins, count: options.resamples, using: rng)
                 do {
                     bounds = try BradleyTerry.bootstrapBounds(
                         resamples: resamples, alpha: options.alpha, point: point.params)

@@ -1,3 +1,9 @@
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
 /// A value of a top-level field in a one-object-per-line JSON file.
 public enum FlatJSONValue: Equatable, Sendable {
     case string(String)
@@ -24,23 +30,46 @@ public struct FlatJSON {
 
     private init(_ bytes: UnsafeBufferPointer<UInt8>) { self.bytes = bytes }
 
-    /// Parses one object; later duplicates of a key replace earlier ones, as most JSON readers do.
-    public static func parseObject(_ bytes: UnsafeBufferPointer<UInt8>) throws(SyntaxError) -> [String: FlatJSONValue] {
+    /// A field value as `parseFields` hands it over: strings without escapes stay raw bytes (valid only
+    /// during the callback) so callers can reuse an existing `String` for repeated values.
+    public enum RawValue {
+        case text(UnsafeBufferPointer<UInt8>)
+        case value(FlatJSONValue)
+    }
+
+    /// Parses one object, handing each top-level field's key bytes and value to `field` in order,
+    /// with no intermediate dictionary or key strings (the per-line cost matters at paper scale).
+    public static func parseFields(
+        _ bytes: UnsafeBufferPointer<UInt8>, field: (UnsafeBufferPointer<UInt8>, RawValue) throws -> Void
+    ) throws {
         var parser = FlatJSON(bytes)
         parser.skipSpace()
         try parser.expect(UInt8(ascii: "{"), "expected a JSON object")
-        var fields: [String: FlatJSONValue] = [:]
         parser.skipSpace()
         if parser.peek() == UInt8(ascii: "}") {
             parser.position += 1
         } else {
             while true {
                 parser.skipSpace()
-                let key = try parser.string()
+                let key = try parser.rawOrDecodedString()
                 parser.skipSpace()
                 try parser.expect(UInt8(ascii: ":"), "expected ':' after a key")
                 parser.skipSpace()
-                fields[key] = try parser.value(depth: 0)
+                let value: RawValue
+                if parser.peek() == UInt8(ascii: "\"") {
+                    switch try parser.rawOrDecodedString() {
+                    case .text(let raw): value = .text(raw)
+                    case .value(let decoded): value = .value(decoded)
+                    }
+                } else {
+                    value = .value(try parser.value(depth: 0))
+                }
+                switch key {
+                case .text(let raw): try field(raw, value)
+                case .value(.string(let decoded)):
+                    try Array(decoded.utf8).withUnsafeBufferPointer { try field($0, value) }
+                case .value: preconditionFailure("keys are strings")
+                }
                 parser.skipSpace()
                 if parser.peek() == UInt8(ascii: ",") {
                     parser.position += 1
@@ -52,7 +81,35 @@ public struct FlatJSON {
         }
         parser.skipSpace()
         if parser.position != bytes.count { throw parser.error("unexpected text after the object") }
+    }
+
+    /// Parses one object into a dictionary; a later duplicate of a key replaces the earlier one.
+    public static func parseObject(_ bytes: UnsafeBufferPointer<UInt8>) throws -> [String: FlatJSONValue] {
+        var fields: [String: FlatJSONValue] = [:]
+        try parseFields(bytes) { key, value in
+            switch value {
+            case .text(let raw): fields[String(decoding: key, as: UTF8.self)] = .string(String(decoding: raw, as: UTF8.self))
+            case .value(let decoded): fields[String(decoding: key, as: UTF8.self)] = decoded
+            }
+        }
         return fields
+    }
+
+    /// A string's raw bytes when it has no escapes, else the decoded string.
+    private mutating func rawOrDecodedString() throws(SyntaxError) -> RawValue {
+        guard peek() == UInt8(ascii: "\""), let base = bytes.baseAddress else { throw error("expected a string") }
+        let start = position + 1
+        // memchr finds the closing quote fast; the text before it is raw when it has no backslash or
+        // control character.
+        if let quote = memchr(base + start, Int32(UInt8(ascii: "\"")), bytes.count - start) {
+            let end = base.distance(to: quote.assumingMemoryBound(to: UInt8.self))
+            let raw = UnsafeBufferPointer(rebasing: bytes[start..<end])
+            if memchr(base + start, Int32(UInt8(ascii: "\\")), end - start) == nil && !raw.contains(where: { $0 < 0x20 }) {
+                position = end + 1
+                return .text(raw)
+            }
+        }
+        return .value(.string(try string()))
     }
 
     private func peek() -> UInt8? { position < bytes.count ? bytes[position] : nil }

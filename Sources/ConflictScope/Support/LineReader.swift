@@ -44,7 +44,10 @@ public enum LineReader {
             }
             try chunk.withUnsafeBufferPointer { buffer in
                 var start = 0
-                for index in 0..<read where buffer[index] == UInt8(ascii: "\n") {
+                while start < read,
+                    let newline = memchr(buffer.baseAddress! + start, Int32(UInt8(ascii: "\n")), read - start)
+                {
+                    let index = buffer.baseAddress!.distance(to: newline.assumingMemoryBound(to: UInt8.self))
                     lineNumber += 1
                     if pending.isEmpty {
                         try emit(UnsafeBufferPointer(rebasing: buffer[start..<index]), lineNumber, body)
