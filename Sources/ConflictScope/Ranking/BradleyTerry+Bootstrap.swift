@@ -21,6 +21,7 @@ extension BradleyTerry {
         private let cells: [Int]
         private let weights: [Double]
         private let total: Int
+        private let logFactorials: [Double]
         private var remaining: Int
         private var rng: StableRandom
 
@@ -29,6 +30,7 @@ extension BradleyTerry {
             cells = wins.storage.indices.filter { wins.storage[$0] > 0 }
             weights = cells.map { wins.storage[$0] }
             total = Int(weights.reduce(0, +))
+            logFactorials = Sampling.logFactorials(upTo: total)
             self.remaining = remaining
             self.rng = rng
         }
@@ -36,7 +38,7 @@ extension BradleyTerry {
         public mutating func next() -> WinMatrix? {
             guard remaining > 0 else { return nil }
             remaining -= 1
-            let drawn = Sampling.multinomial(trials: total, counts: weights, using: &rng)
+            let drawn = Sampling.multinomial(trials: total, counts: weights, using: &rng, logFactorials: logFactorials)
             var resample = WinMatrix(count: count)
             for (cell, times) in zip(cells, drawn) {
                 resample.add(winner: cell / count, loser: cell % count, times: times)
@@ -54,15 +56,15 @@ extension BradleyTerry {
         lowPercent: Double = 2.5,
         highPercent: Double = 97.5
     ) throws(BradleyTerryError) -> ConfidenceBounds {
-        var estimates: [[Double]] = []
-        var solver: NewtonSolver? = nil
-        for resample in resamples {
-            if solver == nil {
-                solver = NewtonSolver(count: resample.count, alpha: alpha)
-                estimates = Array(repeating: [], count: resample.count)
-            }
-            let fit = try fit(resample, start: point, tolerance: resampleTolerance, solver: &solver!)
+        var iterator = resamples.makeIterator()
+        guard let first = iterator.next() else { return ConfidenceBounds(low: [], high: []) }
+        var solver = NewtonSolver(count: first.count, alpha: alpha)
+        var estimates = Array(repeating: [Double](), count: first.count)
+        var next: WinMatrix? = first
+        while let resample = next {
+            let fit = try fit(resample, start: point, tolerance: resampleTolerance, solver: &solver)
             for (item, value) in fit.params.enumerated() { estimates[item].append(value) }
+            next = iterator.next()
         }
         var bounds = ConfidenceBounds(low: [], high: [])
         for values in estimates {

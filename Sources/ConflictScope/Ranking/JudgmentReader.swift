@@ -1,3 +1,5 @@
+import Foundation
+
 #if canImport(Glibc)
     import Glibc
 #elseif canImport(Darwin)
@@ -19,9 +21,24 @@ public struct JudgmentInputError: Error, Equatable, CustomStringConvertible {
 /// (model, value set, format, condition), and a steered condition has one target ranking.
 public enum JudgmentReader {
     public static func read(path: String) throws -> [Judgment] {
-        var reader = Reader(path: path)
-        try LineReader.forEachLine(path: path) { bytes, line in try reader.add(bytes, line: line) }
-        return reader.judgments
+        var checks = CrossLineChecks(path: path)
+        var judgments: [Judgment] = []
+        let workers = max(1, min(ProcessInfo.processInfo.activeProcessorCount, 8))
+        let decoders = (0..<workers).map { _ in LineDecoder(path: path) }
+        try LineReader.forEachBatch(path: path) { batch in
+            // Decode slices of the batch in parallel; the checks across lines then run in file order.
+            let slices = (0..<workers).map { worker in
+                (batch.lines.count * worker / workers)..<(batch.lines.count * (worker + 1) / workers)
+            }
+            let decoded = try parallelMap(Array(slices.indices)) { worker in
+                try decoders[worker].decode(batch, slices[worker])
+            }
+            for row in decoded.joined() {
+                try checks.check(row.judgment, line: row.line)
+                judgments.append(row.judgment)
+            }
+        }
+        return judgments
     }
 }
 
@@ -45,11 +62,18 @@ private enum Field: Int, CaseIterable {
         }
     }
 
-    static let nameBytes = allCases.map { Array($0.name.utf8) }
+    /// Fields by the length of their name, so a key is compared with one or two names, not all.
+    private static let byLength: [[(field: Field, bytes: [UInt8])]] = {
+        var table = Array(repeating: [(field: Field, bytes: [UInt8])](), count: 16)
+        for field in allCases { table[field.name.utf8.count].append((field, Array(field.name.utf8))) }
+        return table
+    }()
 
     init?(key: UnsafeBufferPointer<UInt8>) {
-        guard let index = Self.nameBytes.firstIndex(where: { sameBytes(key, $0) }) else { return nil }
-        self.init(rawValue: index)
+        guard key.count < Self.byLength.count,
+            let match = Self.byLength[key.count].first(where: { sameBytes(key, $0.bytes) })
+        else { return nil }
+        self = match.field
     }
 }
 
@@ -143,38 +167,83 @@ private struct LineFields {
     }
 }
 
-/// Reading state: judgments so far and what the checks across lines need.
-private struct Reader {
+/// Turns lines into judgments. One per worker thread: it keeps the previous line's strings for reuse,
+/// because files are usually sorted and model, value set, format, condition and values repeat.
+private final class LineDecoder: @unchecked Sendable {
+    // Safe to share as Sendable: each decoder is used by exactly one worker at a time.
     let path: String
-    var judgments: [Judgment] = []
-    /// Files are usually sorted, so a field's text often repeats the previous line's: reuse its String.
     private var previousBytes = Array(repeating: [UInt8](), count: Field.allCases.count)
     private var previousStrings = Array(repeating: "", count: Field.allCases.count)
-    /// First line of each scenario, per group.
-    private var scenarioLines: [GroupKey: [String: Int]] = [:]
+
+    init(path: String) { self.path = path }
+
+    func decode(_ batch: LineReader.Batch, _ range: Range<Int>) throws -> [(judgment: Judgment, line: Int)] {
+        var rows: [(judgment: Judgment, line: Int)] = []
+        rows.reserveCapacity(range.count)
+        for index in range {
+            let bytes = batch.lines[index]
+            let line = batch.firstLineNumber + index
+            if bytes.allSatisfy({ $0 == 0x20 || $0 == 0x09 }) { continue }
+            do {
+                var fields = LineFields()
+                try FlatJSON.parseFields(bytes) { key, value in
+                    guard let field = Field(key: key) else { return }  // unknown fields are ignored
+                    switch value {
+                    case .text(let raw): fields[field] = .string(reuse(raw, field))
+                    case .value(let decoded): fields[field] = decoded
+                    }
+                }
+                rows.append((try fields.judgment(), line))
+            } catch let error as FlatJSON.SyntaxError {
+                throw JudgmentInputError(path: path, line: line, message: "malformed JSON: \(error)")
+            } catch let error as FieldError {
+                throw JudgmentInputError(path: path, line: line, message: error.message)
+            }
+        }
+        return rows
+    }
+
+    private func reuse(_ raw: UnsafeBufferPointer<UInt8>, _ field: Field) -> String {
+        let slot = field.rawValue
+        if field != .scenarioID && sameBytes(raw, previousBytes[slot]) { return previousStrings[slot] }
+        let text = String(decoding: raw, as: UTF8.self)
+        if field != .scenarioID {
+            previousBytes[slot] = Array(raw)
+            previousStrings[slot] = text
+        }
+        return text
+    }
+}
+
+/// What must hold across lines: one judgment per scenario and group, one target ranking per steered
+/// condition of a value set.
+private struct CrossLineChecks {
+    let path: String
+    private var groupIndex: [GroupKey: Int] = [:]
+    /// First line of each scenario, per group (indexed like `groupIndex`).
+    private var scenarioLines: [[String: Int]] = []
+    /// Consecutive lines usually share a group; comparing with the last one is cheaper than hashing.
+    private var lastGroup: (key: GroupKey, index: Int)?
     private var targets: [String: (ranking: [String], line: Int)] = [:]
 
     init(path: String) { self.path = path }
 
-    mutating func add(_ bytes: UnsafeBufferPointer<UInt8>, line: Int) throws {
-        if bytes.allSatisfy({ $0 == 0x20 || $0 == 0x09 }) { return }
-        let judgment: Judgment
-        do {
-            var fields = LineFields()
-            try FlatJSON.parseFields(bytes) { key, value in
-                guard let field = Field(key: key) else { return }  // unknown fields are ignored
-                switch value {
-                case .text(let raw): fields[field] = .string(reuse(raw, field))
-                case .value(let decoded): fields[field] = decoded
-                }
-            }
-            judgment = try fields.judgment()
-        } catch let error as FlatJSON.SyntaxError {
-            throw JudgmentInputError(path: path, line: line, message: "malformed JSON: \(error)")
-        } catch let error as FieldError {
-            throw JudgmentInputError(path: path, line: line, message: error.message)
-        }
-        if let first = scenarioLines[judgment.group, default: [:]].updateValue(line, forKey: judgment.scenarioID) {
+    private mutating func index(of group: GroupKey) -> Int {
+        if let lastGroup, lastGroup.key == group { return lastGroup.index }
+        let index =
+            groupIndex[group]
+            ?? {
+                scenarioLines.append([:])
+                groupIndex[group] = scenarioLines.count - 1
+                return scenarioLines.count - 1
+            }()
+        lastGroup = (group, index)
+        return index
+    }
+
+    mutating func check(_ judgment: Judgment, line: Int) throws {
+        let group = index(of: judgment.group)
+        if let first = scenarioLines[group].updateValue(line, forKey: judgment.scenarioID) {
             throw JudgmentInputError(
                 path: path, line: line,
                 message: "second judgment of scenario \"\(judgment.scenarioID)\" for \(judgment.group) "
@@ -189,17 +258,5 @@ private struct Reader {
             }
             targets[scope] = targets[scope] ?? (ranking, line)
         }
-        judgments.append(judgment)
-    }
-
-    private mutating func reuse(_ raw: UnsafeBufferPointer<UInt8>, _ field: Field) -> String {
-        let slot = field.rawValue
-        if field != .scenarioID && sameBytes(raw, previousBytes[slot]) { return previousStrings[slot] }
-        let text = String(decoding: raw, as: UTF8.self)
-        if field != .scenarioID {
-            previousBytes[slot] = Array(raw)
-            previousStrings[slot] = text
-        }
-        return text
     }
 }

@@ -8,14 +8,13 @@ import Foundation
 struct NewtonSolver {
     let alpha: Double
     private let n: Int
-    /// The data of the current `solve`; the solver itself is reused across bootstrap resamples.
-    private var wins: WinMatrix
     /// Objective, gradient and system matrix at the current point and at a trial point.
     private var current: Evaluation
     private var trial: Evaluation
     private static let maxIterations = 200
 
-    private struct Evaluation {
+    /// A class so that accepting a trial point swaps two references instead of copying four arrays.
+    private final class Evaluation {
         var value = 0.0
         var maxGradient = 0.0
         var gradient: [Double]
@@ -38,7 +37,6 @@ struct NewtonSolver {
     init(count: Int, alpha: Double) {
         self.alpha = alpha
         self.n = count
-        self.wins = WinMatrix(count: count)
         self.current = Evaluation(n: count)
         self.trial = Evaluation(n: count)
         self.step = Array(repeating: 0, count: count)
@@ -49,10 +47,9 @@ struct NewtonSolver {
         -> BradleyTerryFit
     {
         precondition(wins.count == n && theta.count == n, "solver sized for another item count")
-        self.wins = wins
         // Sums of a few thousand terms cannot resolve gradients much below this; never ask for less.
-        let tolerance = max(tolerance, roundingFloor())
-        evaluate(at: theta, into: &current, withValue: true)
+        let tolerance = max(tolerance, roundingFloor(wins))
+        evaluate(wins, at: theta, into: current, withValue: true)
         for iteration in 0..<Self.maxIterations {
             if current.maxGradient <= tolerance {
                 return BradleyTerryFit(
@@ -61,12 +58,12 @@ struct NewtonSolver {
             guard Self.choleskySolve(&current.system, current.gradient, into: &step, n: n) else { break }
             let decrement = zip(current.gradient, step).reduce(0) { $0 + $1.0 * $1.1 }
             let checked = decrement >= Self.fullStepDecrement
-            if checked && current.value.isNaN { evaluate(at: theta, into: &current, withValue: true) }
+            if checked && current.value.isNaN { evaluate(wins, at: theta, into: current, withValue: true) }
             // Backtrack until the objective rises enough (Armijo).
             var scale = 1.0
             while true {
                 for i in 0..<n { candidate[i] = theta[i] + scale * step[i] }
-                evaluate(at: candidate, into: &trial, withValue: checked)
+                evaluate(wins, at: candidate, into: trial, withValue: checked)
                 if !checked || trial.value >= current.value + 0.25 * scale * decrement || scale < 1e-12 { break }
                 scale *= 0.5
             }
@@ -78,7 +75,7 @@ struct NewtonSolver {
     }
 
     /// Smallest gradient that double-precision sums of these counts can resolve.
-    private func roundingFloor() -> Double {
+    private func roundingFloor(_ wins: WinMatrix) -> Double {
         var largestRow = 0.0
         for i in 0..<n {
             var row = 0.0
@@ -91,7 +88,7 @@ struct NewtonSolver {
     /// Gradient and `-Hessian + 1 1^T` at `theta` in one pass (one exponential per compared pair),
     /// and the objective (log-likelihood plus penalty; one more logarithm per pair) when `withValue`,
     /// otherwise NaN.
-    private func evaluate(at theta: [Double], into result: inout Evaluation, withValue: Bool) {
+    private func evaluate(_ wins: WinMatrix, at theta: [Double], into result: Evaluation, withValue: Bool) {
         // Raw buffers: this loop runs ~millions of times per bootstrap and array writes through
         // `inout` would re-check uniqueness and bounds on every element.
         let n = self.n
@@ -164,7 +161,8 @@ struct NewtonSolver {
     }
 
     /// Solves `a x = b` for symmetric positive-definite `a` (overwritten by its Cholesky factor).
-    static func choleskySolve(_ matrix: inout [Double], _ rhs: [Double], into solution: inout [Double], n: Int) -> Bool {
+    static func choleskySolve(_ matrix: inout [Double], _ rhs: [Double], into solution: inout [Double], n: Int) -> Bool
+    {
         matrix.withUnsafeMutableBufferPointer { a in
             rhs.withUnsafeBufferPointer { b in
                 solution.withUnsafeMutableBufferPointer { x in

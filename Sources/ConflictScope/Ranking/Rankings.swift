@@ -86,7 +86,18 @@ struct GroupComparisons: Sendable {
     /// Splits judgments by group; a group's values are every value named in its rows, valid or not.
     static func grouped(_ judgments: [Judgment]) -> [GroupComparisons] {
         var members: [GroupKey: [Int]] = [:]
-        for (index, judgment) in judgments.enumerated() { members[judgment.group, default: []].append(index) }
+        var run: (key: GroupKey, rows: [Int])? = nil
+        // Files are usually sorted by group: collect runs and hash each group key once per run.
+        for (index, judgment) in judgments.enumerated() {
+            let key = judgment.group
+            if run?.key == key {
+                run!.rows.append(index)
+                continue
+            }
+            if let finished = run { members[finished.key, default: []] += finished.rows }
+            run = (key, [index])
+        }
+        if let finished = run { members[finished.key, default: []] += finished.rows }
         return members.map { key, rows in
             let names = Set(rows.flatMap { [judgments[$0].value1, judgments[$0].value2] }).sorted()
             let index = Dictionary(uniqueKeysWithValues: names.enumerated().map { ($1, $0) })

@@ -88,7 +88,8 @@ public struct FlatJSON {
         var fields: [String: FlatJSONValue] = [:]
         try parseFields(bytes) { key, value in
             switch value {
-            case .text(let raw): fields[String(decoding: key, as: UTF8.self)] = .string(String(decoding: raw, as: UTF8.self))
+            case .text(let raw):
+                fields[String(decoding: key, as: UTF8.self)] = .string(String(decoding: raw, as: UTF8.self))
             case .value(let decoded): fields[String(decoding: key, as: UTF8.self)] = decoded
             }
         }
@@ -104,7 +105,9 @@ public struct FlatJSON {
         if let quote = memchr(base + start, Int32(UInt8(ascii: "\"")), bytes.count - start) {
             let end = base.distance(to: quote.assumingMemoryBound(to: UInt8.self))
             let raw = UnsafeBufferPointer(rebasing: bytes[start..<end])
-            if memchr(base + start, Int32(UInt8(ascii: "\\")), end - start) == nil && !raw.contains(where: { $0 < 0x20 }) {
+            if memchr(base + start, Int32(UInt8(ascii: "\\")), end - start) == nil
+                && !raw.contains(where: { $0 < 0x20 })
+            {
                 position = end + 1
                 return .text(raw)
             }
