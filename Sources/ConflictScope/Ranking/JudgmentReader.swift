@@ -24,14 +24,14 @@ public enum JudgmentReader {
         var checks = CrossLineChecks(path: path)
         var judgments: [Judgment] = []
         let workers = max(1, min(ProcessInfo.processInfo.activeProcessorCount, 8))
-        let decoders = (0..<workers).map { _ in LineDecoder(path: path) }
         try LineReader.forEachBatch(path: path) { batch in
             // Decode slices of the batch in parallel; the checks across lines then run in file order.
             let slices = (0..<workers).map { worker in
                 (batch.lines.count * worker / workers)..<(batch.lines.count * (worker + 1) / workers)
             }
-            let decoded = try parallelMap(Array(slices.indices)) { worker in
-                try decoders[worker].decode(batch, slices[worker])
+            let decoded = try parallelMap(slices) { slice in
+                var decoder = LineDecoder(path: path)
+                return try decoder.decode(batch, slice)
             }
             for row in decoded.joined() {
                 try checks.check(row.judgment, line: row.line)
@@ -167,17 +167,16 @@ private struct LineFields {
     }
 }
 
-/// Turns lines into judgments. One per worker thread: it keeps the previous line's strings for reuse,
-/// because files are usually sorted and model, value set, format, condition and values repeat.
-private final class LineDecoder: @unchecked Sendable {
-    // Safe to share as Sendable: each decoder is used by exactly one worker at a time.
+/// Turns lines into judgments, keeping the previous line's strings for reuse: files are usually
+/// sorted, so model, value set, format, condition and values repeat line after line.
+private struct LineDecoder {
     let path: String
     private var previousBytes = Array(repeating: [UInt8](), count: Field.allCases.count)
     private var previousStrings = Array(repeating: "", count: Field.allCases.count)
 
     init(path: String) { self.path = path }
 
-    func decode(_ batch: LineReader.Batch, _ range: Range<Int>) throws -> [(judgment: Judgment, line: Int)] {
+    mutating func decode(_ batch: LineReader.Batch, _ range: Range<Int>) throws -> [(judgment: Judgment, line: Int)] {
         var rows: [(judgment: Judgment, line: Int)] = []
         rows.reserveCapacity(range.count)
         for index in range {
@@ -203,7 +202,7 @@ private final class LineDecoder: @unchecked Sendable {
         return rows
     }
 
-    private func reuse(_ raw: UnsafeBufferPointer<UInt8>, _ field: Field) -> String {
+    private mutating func reuse(_ raw: UnsafeBufferPointer<UInt8>, _ field: Field) -> String {
         let slot = field.rawValue
         if field != .scenarioID && sameBytes(raw, previousBytes[slot]) { return previousStrings[slot] }
         let text = String(decoding: raw, as: UTF8.self)

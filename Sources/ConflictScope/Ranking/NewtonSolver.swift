@@ -13,18 +13,28 @@ struct NewtonSolver {
     private var trial: Evaluation
     private static let maxIterations = 200
 
-    /// A class so that accepting a trial point swaps two references instead of copying four arrays.
+    /// A class so that accepting a trial point swaps two references; raw buffers because this is the
+    /// innermost loop of the bootstrap and arrays in a class pay an exclusivity check on every access.
     private final class Evaluation {
         var value = 0.0
         var maxGradient = 0.0
-        var gradient: [Double]
-        var system: [Double]
-        var softmax: [Double]
+        let gradient: UnsafeMutableBufferPointer<Double>
+        let system: UnsafeMutableBufferPointer<Double>
+        let softmax: UnsafeMutableBufferPointer<Double>
 
         init(n: Int) {
-            gradient = Array(repeating: 0, count: n)
-            softmax = Array(repeating: 0, count: n)
-            system = Array(repeating: 0, count: n * n)
+            gradient = .allocate(capacity: n)
+            softmax = .allocate(capacity: n)
+            system = .allocate(capacity: n * n)
+            gradient.initialize(repeating: 0)
+            softmax.initialize(repeating: 0)
+            system.initialize(repeating: 0)
+        }
+
+        deinit {
+            gradient.deallocate()
+            softmax.deallocate()
+            system.deallocate()
         }
     }
 
@@ -55,7 +65,11 @@ struct NewtonSolver {
                 return BradleyTerryFit(
                     params: BradleyTerry.centred(theta), iterations: iteration, maxGradient: current.maxGradient)
             }
-            guard Self.choleskySolve(&current.system, current.gradient, into: &step, n: n) else { break }
+            guard
+                step.withUnsafeMutableBufferPointer({
+                    Self.choleskySolve(current.system, current.gradient, into: $0, n: n)
+                })
+            else { break }
             let decrement = zip(current.gradient, step).reduce(0) { $0 + $1.0 * $1.1 }
             let checked = decrement >= Self.fullStepDecrement
             if checked && current.value.isNaN { evaluate(wins, at: theta, into: current, withValue: true) }
@@ -89,108 +103,99 @@ struct NewtonSolver {
     /// and the objective (log-likelihood plus penalty; one more logarithm per pair) when `withValue`,
     /// otherwise NaN.
     private func evaluate(_ wins: WinMatrix, at theta: [Double], into result: Evaluation, withValue: Bool) {
-        // Raw buffers: this loop runs ~millions of times per bootstrap and array writes through
-        // `inout` would re-check uniqueness and bounds on every element.
         let n = self.n
         let alpha = self.alpha
+        let gradient = result.gradient
+        let system = result.system
+        let softmax = result.softmax
         var value = 0.0
         wins.storage.withUnsafeBufferPointer { wins in
             theta.withUnsafeBufferPointer { theta in
-                result.gradient.withUnsafeMutableBufferPointer { gradient in
-                    result.system.withUnsafeMutableBufferPointer { system in
-                        result.softmax.withUnsafeMutableBufferPointer { softmax in
-                            gradient.update(repeating: 0)
-                            system.update(repeating: 1)
-                            for i in 0..<n {
-                                for j in (i + 1)..<n {
-                                    let wij = wins[i * n + j]
-                                    let wji = wins[j * n + i]
-                                    let games = wij + wji
-                                    if games == 0 { continue }
-                                    // p = P(i beats j), q = 1 - p, from one exponential without overflow.
-                                    let x = theta[i] - theta[j]
-                                    let e = exp(-abs(x))
-                                    let larger = 1 / (1 + e)
-                                    let smaller = e * larger
-                                    let p = x >= 0 ? larger : smaller
-                                    let q = x >= 0 ? smaller : larger
-                                    if withValue {
-                                        // log p and log q: the likelier side is -log1p(e), the other |x| less.
-                                        let logLarger = -log1p(e)
-                                        let logP = x >= 0 ? logLarger : logLarger - abs(x)
-                                        let logQ = x >= 0 ? logLarger - abs(x) : logLarger
-                                        value += wij * logP + wji * logQ
-                                    }
-                                    let g = wij * q - wji * p
-                                    gradient[i] += g
-                                    gradient[j] -= g
-                                    let h = games * p * q
-                                    system[i * n + i] += h
-                                    system[j * n + j] += h
-                                    system[i * n + j] -= h
-                                    system[j * n + i] -= h
-                                }
-                            }
-                            guard alpha > 0 else { return }
-                            let count = Double(n)
-                            var top = -Double.infinity
-                            for k in 0..<n { top = max(top, theta[k]) }
-                            var sum = 0.0
-                            var thetaSum = 0.0
-                            for k in 0..<n {
-                                softmax[k] = exp(theta[k] - top)
-                                sum += softmax[k]
-                                thetaSum += theta[k]
-                            }
-                            for k in 0..<n { softmax[k] /= sum }
-                            let c = alpha * count
-                            if withValue { value += c * (thetaSum - count * (top + log(sum))) }
-                            for i in 0..<n {
-                                let si = softmax[i]
-                                gradient[i] += c * (1 - count * si)
-                                system[i * n + i] += c * count * si
-                                for j in 0..<n { system[i * n + j] -= c * count * si * softmax[j] }
-                            }
+                gradient.update(repeating: 0)
+                system.update(repeating: 1)
+                for i in 0..<n {
+                    for j in (i + 1)..<n {
+                        let wij = wins[i * n + j]
+                        let wji = wins[j * n + i]
+                        let games = wij + wji
+                        if games == 0 { continue }
+                        // p = P(i beats j), q = 1 - p, from one exponential without overflow.
+                        let x = theta[i] - theta[j]
+                        let e = exp(-abs(x))
+                        let larger = 1 / (1 + e)
+                        let smaller = e * larger
+                        let p = x >= 0 ? larger : smaller
+                        let q = x >= 0 ? smaller : larger
+                        if withValue {
+                            // log p and log q: the likelier side is -log1p(e), the other |x| less.
+                            let logLarger = -log1p(e)
+                            let logP = x >= 0 ? logLarger : logLarger - abs(x)
+                            let logQ = x >= 0 ? logLarger - abs(x) : logLarger
+                            value += wij * logP + wji * logQ
                         }
+                        let g = wij * q - wji * p
+                        gradient[i] += g
+                        gradient[j] -= g
+                        let h = games * p * q
+                        system[i * n + i] += h
+                        system[j * n + j] += h
+                        system[i * n + j] -= h
+                        system[j * n + i] -= h
                     }
+                }
+                guard alpha > 0 else { return }
+                let count = Double(n)
+                var top = -Double.infinity
+                for k in 0..<n { top = max(top, theta[k]) }
+                var sum = 0.0
+                var thetaSum = 0.0
+                for k in 0..<n {
+                    softmax[k] = exp(theta[k] - top)
+                    sum += softmax[k]
+                    thetaSum += theta[k]
+                }
+                for k in 0..<n { softmax[k] /= sum }
+                let c = alpha * count
+                if withValue { value += c * (thetaSum - count * (top + log(sum))) }
+                for i in 0..<n {
+                    let si = softmax[i]
+                    gradient[i] += c * (1 - count * si)
+                    system[i * n + i] += c * count * si
+                    for j in 0..<n { system[i * n + j] -= c * count * si * softmax[j] }
                 }
             }
         }
         result.value = withValue ? value : .nan
-        result.maxGradient = result.gradient.reduce(0) { max($0, abs($1)) }
+        result.maxGradient = gradient.reduce(0) { max($0, abs($1)) }
     }
 
     /// Solves `a x = b` for symmetric positive-definite `a` (overwritten by its Cholesky factor).
-    static func choleskySolve(_ matrix: inout [Double], _ rhs: [Double], into solution: inout [Double], n: Int) -> Bool
-    {
-        matrix.withUnsafeMutableBufferPointer { a in
-            rhs.withUnsafeBufferPointer { b in
-                solution.withUnsafeMutableBufferPointer { x in
-                    for j in 0..<n {
-                        var diagonal = a[j * n + j]
-                        for k in 0..<j { diagonal -= a[j * n + k] * a[j * n + k] }
-                        guard diagonal > 0, diagonal.isFinite else { return false }
-                        let root = diagonal.squareRoot()
-                        a[j * n + j] = root
-                        for i in (j + 1)..<n {
-                            var value = a[i * n + j]
-                            for k in 0..<j { value -= a[i * n + k] * a[j * n + k] }
-                            a[i * n + j] = value / root
-                        }
-                    }
-                    for i in 0..<n {
-                        var value = b[i]
-                        for k in 0..<i { value -= a[i * n + k] * x[k] }
-                        x[i] = value / a[i * n + i]
-                    }
-                    for i in stride(from: n - 1, through: 0, by: -1) {
-                        var value = x[i]
-                        for k in (i + 1)..<n { value -= a[k * n + i] * x[k] }
-                        x[i] = value / a[i * n + i]
-                    }
-                    return true
-                }
+    static func choleskySolve(
+        _ a: UnsafeMutableBufferPointer<Double>, _ b: UnsafeMutableBufferPointer<Double>,
+        into x: UnsafeMutableBufferPointer<Double>, n: Int
+    ) -> Bool {
+        for j in 0..<n {
+            var diagonal = a[j * n + j]
+            for k in 0..<j { diagonal -= a[j * n + k] * a[j * n + k] }
+            guard diagonal > 0, diagonal.isFinite else { return false }
+            let root = diagonal.squareRoot()
+            a[j * n + j] = root
+            for i in (j + 1)..<n {
+                var value = a[i * n + j]
+                for k in 0..<j { value -= a[i * n + k] * a[j * n + k] }
+                a[i * n + j] = value / root
             }
         }
+        for i in 0..<n {
+            var value = b[i]
+            for k in 0..<i { value -= a[i * n + k] * x[k] }
+            x[i] = value / a[i * n + i]
+        }
+        for i in stride(from: n - 1, through: 0, by: -1) {
+            var value = x[i]
+            for k in (i + 1)..<n { value -= a[k * n + i] * x[k] }
+            x[i] = value / a[i * n + i]
+        }
+        return true
     }
 }
