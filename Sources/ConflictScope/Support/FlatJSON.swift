@@ -100,8 +100,8 @@ public struct FlatJSON {
     private mutating func rawOrDecodedString() throws(SyntaxError) -> RawValue {
         guard peek() == UInt8(ascii: "\""), let base = bytes.baseAddress else { throw error("expected a string") }
         let start = position + 1
-        // memchr finds the closing quote fast; the text before it is raw when it has no backslash.
-        // (Unescaped control characters, invalid in strict JSON, are let through on this path.)
+        // memchr finds the closing quote fast; the text before it is raw when it has no backslash or
+        // control character (those take the slow path, which decodes escapes and rejects controls).
         if let quote = memchr(base + start, Int32(UInt8(ascii: "\"")), bytes.count - start) {
             let end = base.distance(to: quote.assumingMemoryBound(to: UInt8.self))
             let raw = UnsafeBufferPointer(rebasing: bytes[start..<end])
