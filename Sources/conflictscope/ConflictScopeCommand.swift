@@ -1,10 +1,10 @@
 import ArgumentParser
 
 @main
-struct ConflictScopeCommand: ParsableCommand {
+struct ConflictScopeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "conflictscope",
         abstract: "Measure how language models prioritise competing values when they conflict.",
-        subcommands: [RankCommand.self]
+        subcommands: [RunCommand.self, RankCommand.self]
     )
 }

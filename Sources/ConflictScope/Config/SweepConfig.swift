@@ -1,0 +1,373 @@
+import Foundation
+import TOMLKit
+
+/// Everything a sweep needs, read from config.toml and validated before anything runs.
+public struct SweepConfig: Sendable {
+    public var name: String
+    public var seed: UInt64
+    /// SQLite file of the sweep's results, relative paths resolved against the config's folder.
+    public var storePath: String
+    public var valueSets: [ValueSet]
+    public var scenariosPerPair: Int
+    public var formats: [EvaluationFormat]
+    public var conditions: [Condition]
+    /// Stop all further calls once the estimated spend reaches this; the sweep resumes later.
+    public var maxCostUSD: Double?
+    public var generation: Generation
+    public var analysis: RankingOptions
+    public var providers: [String: Provider]
+    public var models: [String: Model]
+    public var roles: Roles
+    public var targets: [String]
+
+    public struct Generation: Sendable, Equatable {
+        /// Outlines asked for per stage-1 call.
+        public var outlinesPerCall = 2
+        /// Generation rounds per value pair before giving up on reaching `scenariosPerPair`.
+        public var maxRounds = 4
+        /// Outlines at least this similar (cosine) to a kept one of the same pair are dropped.
+        public var dedupThreshold = 0.8
+        /// New samples asked for when an answer cannot be parsed, before it is stored as invalid.
+        public var maxReasks = 2
+    }
+
+    /// A sweep condition: "default", or a steered one with a target ranking per value set.
+    public struct Condition: Sendable, Equatable {
+        public var name: String
+        /// Value set name -> values, highest priority first. Empty for the default condition.
+        public var targetRankings: [String: [String]]
+        public var isSteered: Bool { !targetRankings.isEmpty }
+    }
+
+    public enum ProviderKind: String, Sendable, CaseIterable {
+        case simulated, openai, anthropic
+    }
+
+    public struct Provider: Sendable, Equatable {
+        public var name: String
+        public var kind: ProviderKind
+        public var baseURL: String?
+        /// Name of the environment variable holding the API key (never the key itself).
+        public var apiKeyEnv: String?
+        public var requestsPerMinute: Int?
+        public var tokensPerMinute: Int?
+        /// Anthropic-style separate limits.
+        public var inputTokensPerMinute: Int?
+        public var outputTokensPerMinute: Int?
+        /// Calls in flight at once per model of this provider (embedded mode).
+        public var concurrency: Int
+        public var timeoutSeconds: Double
+        public var maxRetries: Int
+    }
+
+    public struct Model: Sendable, Equatable {
+        /// The name the config uses for it.
+        public var name: String
+        public var provider: String
+        /// The provider's model id (defaults to `name`).
+        public var modelID: String
+        public var inputUSDPerMillionTokens: Double
+        public var outputUSDPerMillionTokens: Double
+        /// Latent behaviour of a simulated model.
+        public var simulated: SimulatedBehaviour?
+    }
+
+    /// How a simulated target chooses: Bradley-Terry with these utilities per format, moved towards a
+    /// steering prompt's ranking by `steerability` per rank step.
+    public struct SimulatedBehaviour: Sendable, Equatable {
+        public var utilities: [EvaluationFormat: [String: Double]]
+        public var steerability: Double
+        /// Share of a target's answers that cannot be parsed (to exercise re-asks and `invalid`).
+        public var invalidRate: Double = 0
+    }
+
+    public struct Role: Sendable, Equatable {
+        public var model: String
+        public var temperature: Double
+        public var maxTokens: Int
+    }
+
+    public struct Roles: Sendable, Equatable {
+        public var generator: Role
+        public var filterJudge: Role
+        public var user: Role
+        public var judge: Role
+        /// Nil: the built-in lexical embedding is used for deduplication.
+        public var embedder: Role?
+    }
+
+    public func valueSet(named name: String) -> ValueSet? { valueSets.first { $0.name == name } }
+}
+
+extension SweepConfig {
+    /// Reads and validates a config file. `environment` is consulted only for the presence of API keys.
+    public static func load(path: String, environment: [String: String] = ProcessInfo.processInfo.environment)
+        throws -> SweepConfig
+    {
+        let text: String
+        do {
+            text = try String(contentsOfFile: path, encoding: .utf8)
+        } catch {
+            throw ConfigError(file: path, line: nil, message: "cannot read the config file")
+        }
+        return try parse(text, file: path, environment: environment)
+    }
+
+    public static func parse(_ text: String, file: String, environment: [String: String]) throws -> SweepConfig {
+        let source = TOMLSource(file: file, text: text)
+        let root: TOMLTable
+        do {
+            root = try TOMLTable(string: text)
+        } catch let error as TOMLParseError {
+            throw ConfigError(file: file, line: error.source.begin.line, message: "TOML syntax: \(error.description)")
+        }
+        let top = TOMLFields(root, path: "", source: source)
+        let folder = URL(fileURLWithPath: file).deletingLastPathComponent()
+
+        guard let sweep = try top.table("sweep") else { throw top.error(nil, "missing table [sweep]") }
+        let name = try sweep.requiredString("name")
+        let seed = try sweep.int("seed", range: 0...Int.max) ?? 0
+        let store = try sweep.string("store") ?? "\(name).sqlite"
+        let scenariosPerPair = try sweep.int("scenarios_per_pair", range: 1...10_000) ?? 10
+        let formatNames = try sweep.strings("formats") ?? ["mcq", "open"]
+        var formats: [EvaluationFormat] = []
+        for formatName in formatNames {
+            guard let format = EvaluationFormat(rawValue: formatName) else {
+                throw sweep.error("formats", "sweep.formats: unknown format \"\(formatName)\" (mcq, open)")
+            }
+            if !formats.contains(format) { formats.append(format) }
+        }
+        guard !formats.isEmpty else { throw sweep.error("formats", "sweep.formats must name at least one format") }
+        let maxCost = try sweep.double("max_cost_usd", range: 0...1e9)
+
+        let customSets = try top.table("value_sets").map { try customValueSets($0, folder: folder) } ?? [:]
+        let setNames = try sweep.strings("value_sets") ?? ValueSet.builtInNames
+        guard !setNames.isEmpty else { throw sweep.error("value_sets", "sweep.value_sets must name at least one set") }
+        var valueSets: [ValueSet] = []
+        for setName in setNames {
+            if let custom = customSets[setName] {
+                valueSets.append(custom)
+            } else if ValueSet.builtInNames.contains(setName) {
+                valueSets.append(try ValueSet.builtIn(setName))
+            } else {
+                throw sweep.error(
+                    "value_sets",
+                    "sweep.value_sets: unknown value set \"\(setName)\" (built in: "
+                        + "\(ValueSet.builtInNames.joined(separator: ", ")); or define [value_sets.\(setName)])")
+            }
+        }
+        try sweep.rejectUnknownKeys()
+        let allValues = Set(valueSets.flatMap(\.valueNames))
+
+        var generation = Generation()
+        if let table = try top.table("generation") {
+            generation.outlinesPerCall = try table.int("outlines_per_call", range: 1...20) ?? generation.outlinesPerCall
+            generation.maxRounds = try table.int("max_rounds", range: 1...100) ?? generation.maxRounds
+            generation.dedupThreshold = try table.double("dedup_threshold", range: 0...1) ?? generation.dedupThreshold
+            generation.maxReasks = try table.int("max_reasks", range: 0...10) ?? generation.maxReasks
+            try table.rejectUnknownKeys()
+        }
+        var analysis = RankingOptions(seed: UInt64(seed))
+        if let table = try top.table("analysis") {
+            analysis.alpha = try table.double("alpha", range: 0...1e6) ?? analysis.alpha
+            analysis.resamples = try table.int("bootstrap", range: 0...1_000_000) ?? analysis.resamples
+            try table.rejectUnknownKeys()
+        }
+
+        var conditions: [Condition] = []
+        if let table = try top.table("conditions") {
+            for (conditionName, fields) in try table.tables() {
+                var rankings: [String: [String]] = [:]
+                if let targets = try fields.table("target_ranking") {
+                    for setName in targets.table.keys {
+                        guard let set = valueSets.first(where: { $0.name == setName }) else {
+                            throw targets.error(
+                                setName, "\(targets.key(setName)): value set \"\(setName)\" is not in sweep.value_sets")
+                        }
+                        let ranking = try targets.strings(setName) ?? []
+                        guard Set(ranking) == Set(set.valueNames), ranking.count == set.values.count else {
+                            throw targets.error(
+                                setName,
+                                "\(targets.key(setName)) must list each value of \(setName) once: "
+                                    + set.valueNames.joined(separator: ", "))
+                        }
+                        rankings[setName] = ranking
+                    }
+                    try targets.rejectUnknownKeys()
+                    for set in valueSets where rankings[set.name] == nil {
+                        throw fields.error(
+                            "target_ranking", "\(fields.key("target_ranking")) has no ranking for value set \(set.name)"
+                        )
+                    }
+                }
+                try fields.rejectUnknownKeys()
+                conditions.append(Condition(name: conditionName, targetRankings: rankings))
+            }
+        }
+        if conditions.isEmpty { conditions = [Condition(name: "default", targetRankings: [:])] }
+        guard conditions.contains(where: { $0.name == "default" && !$0.isSteered }) else {
+            throw top.error("conditions", "conditions must include an unsteered [conditions.default]")
+        }
+
+        guard let providerTable = try top.table("providers") else { throw top.error(nil, "missing table [providers]") }
+        var providers: [String: Provider] = [:]
+        for (providerName, fields) in try providerTable.tables() {
+            providers[providerName] = try provider(providerName, fields, environment: environment)
+        }
+
+        guard let modelTable = try top.table("models") else { throw top.error(nil, "missing table [models]") }
+        var models: [String: Model] = [:]
+        for (modelName, fields) in try modelTable.tables() {
+            models[modelName] = try model(modelName, fields, providers: providers, values: allValues)
+        }
+
+        guard let roleTable = try top.table("roles") else { throw top.error(nil, "missing table [roles]") }
+        func role(_ roleName: String, required: Bool) throws -> Role? {
+            guard let fields = try roleTable.table(roleName) else {
+                if required { throw roleTable.error(nil, "missing table [roles.\(roleName)]") }
+                return nil
+            }
+            let modelName = try fields.requiredString("model")
+            guard models[modelName] != nil else {
+                throw fields.error(
+                    "model", "\(fields.key("model")): unknown model \"\(modelName)\" (define [models.\(modelName)])")
+            }
+            let result = Role(
+                model: modelName, temperature: try fields.double("temperature", range: 0...2) ?? 0,
+                maxTokens: try fields.int("max_tokens", range: 1...200_000) ?? 1024)
+            try fields.rejectUnknownKeys()
+            return result
+        }
+        let roles = Roles(
+            generator: try role("generator", required: true)!, filterJudge: try role("filter_judge", required: true)!,
+            user: try role("user", required: true)!, judge: try role("judge", required: true)!,
+            embedder: try role("embedder", required: false))
+        try roleTable.rejectUnknownKeys()
+
+        guard let targetTable = try top.table("targets") else { throw top.error(nil, "missing table [targets]") }
+        let targets = try targetTable.strings("models") ?? []
+        guard !targets.isEmpty else { throw targetTable.error("models", "targets.models must name at least one model") }
+        for target in targets where models[target] == nil {
+            throw targetTable.error("models", "targets.models: unknown model \"\(target)\" (define [models.\(target)])")
+        }
+        guard Set(targets).count == targets.count else {
+            throw targetTable.error("models", "targets.models lists a model twice")
+        }
+        try targetTable.rejectUnknownKeys()
+        try top.rejectUnknownKeys()
+
+        let storePath = store.hasPrefix("/") ? store : folder.appendingPathComponent(store).path
+        return SweepConfig(
+            name: name, seed: UInt64(seed), storePath: storePath, valueSets: valueSets,
+            scenariosPerPair: scenariosPerPair, formats: formats, conditions: conditions, maxCostUSD: maxCost,
+            generation: generation, analysis: analysis, providers: providers, models: models, roles: roles,
+            targets: targets)
+    }
+
+    private static func provider(_ name: String, _ fields: TOMLFields, environment: [String: String]) throws
+        -> Provider
+    {
+        let kindName = try fields.requiredString("kind")
+        guard let kind = ProviderKind(rawValue: kindName) else {
+            throw fields.error(
+                "kind", "\(fields.key("kind")): unknown provider kind \"\(kindName)\" (simulated, openai, anthropic)")
+        }
+        var provider = Provider(
+            name: name, kind: kind, baseURL: try fields.string("base_url"), apiKeyEnv: try fields.string("api_key_env"),
+            requestsPerMinute: try fields.int("rpm", range: 1...100_000_000),
+            tokensPerMinute: try fields.int("tpm", range: 1...1_000_000_000_000),
+            inputTokensPerMinute: try fields.int("input_tpm", range: 1...1_000_000_000_000),
+            outputTokensPerMinute: try fields.int("output_tpm", range: 1...1_000_000_000_000),
+            concurrency: try fields.int("concurrency", range: 1...4096) ?? 8,
+            timeoutSeconds: try fields.double("timeout_s", range: 0.001...3600) ?? 120,
+            maxRetries: try fields.int("max_retries", range: 0...100) ?? 5)
+        switch kind {
+        case .simulated:
+            break
+        case .openai, .anthropic:
+            if provider.baseURL == nil {
+                provider.baseURL = kind == .openai ? "https://api.openai.com/v1" : "https://api.anthropic.com/v1"
+            }
+            // A local OpenAI-compatible server may need no key; a named variable must be set.
+            if let variable = provider.apiKeyEnv, (environment[variable] ?? "").isEmpty {
+                throw fields.error(
+                    "api_key_env", "\(fields.key("api_key_env")): environment variable \(variable) is not set")
+            }
+            if kind == .anthropic && provider.apiKeyEnv == nil {
+                throw fields.error(nil, "\(fields.key("api_key_env")) is required for an anthropic provider")
+            }
+        }
+        try fields.rejectUnknownKeys()
+        return provider
+    }
+
+    private static func model(
+        _ name: String, _ fields: TOMLFields, providers: [String: Provider], values: Set<String>
+    ) throws -> Model {
+        let providerName = try fields.requiredString("provider")
+        guard let provider = providers[providerName] else {
+            throw fields.error("provider", "\(fields.key("provider")): unknown provider \"\(providerName)\"")
+        }
+        var model = Model(
+            name: name, provider: providerName, modelID: try fields.string("model") ?? name,
+            inputUSDPerMillionTokens: try fields.double("input_usd_per_mtok", range: 0...1e6) ?? 0,
+            outputUSDPerMillionTokens: try fields.double("output_usd_per_mtok", range: 0...1e6) ?? 0, simulated: nil)
+        if provider.kind == .simulated {
+            var utilities: [EvaluationFormat: [String: Double]] = [:]
+            if let table = try fields.table("utilities") {
+                for format in EvaluationFormat.allCases {
+                    guard let perFormat = try table.table(format.rawValue) else { continue }
+                    var scores: [String: Double] = [:]
+                    for value in perFormat.table.keys {
+                        guard values.contains(value) else {
+                            throw perFormat.error(
+                                value,
+                                "\(perFormat.key(value)): unknown value \"\(value)\" (not in any configured value set)")
+                        }
+                        scores[value] = try perFormat.double(value, range: -50...50)
+                    }
+                    try perFormat.rejectUnknownKeys()
+                    utilities[format] = scores
+                }
+                try table.rejectUnknownKeys()
+            }
+            model.simulated = SimulatedBehaviour(
+                utilities: utilities, steerability: try fields.double("steerability", range: 0...10) ?? 0,
+                invalidRate: try fields.double("invalid_rate", range: 0...1) ?? 0)
+        }
+        try fields.rejectUnknownKeys()
+        return model
+    }
+
+    private static func customValueSets(_ table: TOMLFields, folder: URL) throws -> [String: ValueSet] {
+        var sets: [String: ValueSet] = [:]
+        for (setName, fields) in try table.tables() {
+            let set: ValueSet
+            do {
+                if let file = try fields.string("file") {
+                    let url = file.hasPrefix("/") ? URL(fileURLWithPath: file) : folder.appendingPathComponent(file)
+                    guard let data = try? Data(contentsOf: url) else {
+                        throw fields.error("file", "\(fields.key("file")): cannot read \(url.path)")
+                    }
+                    set = try ValueSet.parse(data, source: url.path, name: setName)
+                } else if let values = try fields.table("values") {
+                    var list: [ValueSet.Value] = []
+                    for value in values.table.keys {
+                        list.append(ValueSet.Value(name: value, definition: try values.requiredString(value)))
+                    }
+                    try values.rejectUnknownKeys()
+                    set = try ValueSet.validated(ValueSet(name: setName, values: list), source: "value_sets.\(setName)")
+                } else {
+                    throw fields.error(
+                        nil,
+                        "value_sets.\(setName) needs `file = \"...json\"` or a [value_sets.\(setName).values] table")
+                }
+            } catch let error as ValueSetError {
+                throw fields.error(nil, error.description)
+            }
+            try fields.rejectUnknownKeys()
+            sets[setName] = set
+        }
+        return sets
+    }
+}

@@ -1,0 +1,142 @@
+import Foundation
+import TOMLKit
+
+/// A problem in a config file, with the line where we can find it.
+public struct ConfigError: Error, Equatable, CustomStringConvertible {
+    public let file: String
+    public let line: Int?
+    public let message: String
+
+    public var description: String {
+        if let line { return "\(file):\(line): \(message)" }
+        return "\(file): \(message)"
+    }
+}
+
+/// Reads one TOML table with typed accessors, remembering which keys were read so that any key
+/// left over can be reported as unknown. Errors name the dotted key and, where the text shows
+/// it, the line.
+final class TOMLFields {
+    let table: TOMLTable
+    /// Dotted path of this table, e.g. "models.cautious".
+    let path: String
+    let source: TOMLSource
+    private var read = Set<String>()
+
+    init(_ table: TOMLTable, path: String, source: TOMLSource) {
+        self.table = table
+        self.path = path
+        self.source = source
+    }
+
+    func key(_ name: String) -> String { path.isEmpty ? name : "\(path).\(name)" }
+
+    func error(_ name: String?, _ message: String) -> ConfigError {
+        let dotted = name.map(key) ?? path
+        return ConfigError(file: source.file, line: source.line(of: dotted), message: message)
+    }
+
+    private func value(_ name: String) -> TOMLValueConvertible? {
+        read.insert(name)
+        return table[name]
+    }
+
+    func has(_ name: String) -> Bool { table.contains(key: name) }
+
+    func string(_ name: String) throws -> String? {
+        guard let value = value(name) else { return nil }
+        guard let text = value.string else { throw error(name, "\(key(name)) must be a string") }
+        return text
+    }
+
+    func requiredString(_ name: String) throws -> String {
+        guard let text = try string(name) else { throw error(nil, "missing key \(key(name))") }
+        guard !text.isEmpty else { throw error(name, "\(key(name)) must not be empty") }
+        return text
+    }
+
+    func int(_ name: String, range: ClosedRange<Int>) throws -> Int? {
+        guard let value = value(name) else { return nil }
+        guard let number = value.int else { throw error(name, "\(key(name)) must be an integer") }
+        guard range.contains(number) else {
+            throw error(name, "\(key(name)) = \(number) is out of range \(range.lowerBound)...\(range.upperBound)")
+        }
+        return number
+    }
+
+    func double(_ name: String, range: ClosedRange<Double>) throws -> Double? {
+        guard let value = value(name) else { return nil }
+        guard let number = value.double ?? value.int.map(Double.init) else {
+            throw error(name, "\(key(name)) must be a number")
+        }
+        guard range.contains(number), number.isFinite else {
+            throw error(name, "\(key(name)) = \(number) is out of range \(range.lowerBound)...\(range.upperBound)")
+        }
+        return number
+    }
+
+    func strings(_ name: String) throws -> [String]? {
+        guard let value = value(name) else { return nil }
+        guard let array = value.array else { throw error(name, "\(key(name)) must be a list of strings") }
+        return try array.map { element in
+            guard let text = element.string else { throw error(name, "\(key(name)) must be a list of strings") }
+            return text
+        }
+    }
+
+    func table(_ name: String) throws -> TOMLFields? {
+        guard let value = value(name) else { return nil }
+        guard let table = value.table else { throw error(name, "\(key(name)) must be a table") }
+        return TOMLFields(table, path: key(name), source: source)
+    }
+
+    /// Sub-tables keyed by name, in the file's order.
+    func tables() throws -> [(name: String, fields: TOMLFields)] {
+        try table.keys.map { name in
+            guard let sub = try table(name) else { preconditionFailure("listed key vanished") }
+            return (name, sub)
+        }
+    }
+
+    /// Reports the first key that nothing read.
+    func rejectUnknownKeys() throws {
+        if let unknown = table.keys.first(where: { !read.contains($0) }) {
+            throw error(unknown, "unknown key \(key(unknown))")
+        }
+    }
+}
+
+/// The config text, for locating keys by line (TOMLKit reports lines only for syntax errors).
+struct TOMLSource {
+    let file: String
+    let lines: [Substring]
+
+    init(file: String, text: String) {
+        self.file = file
+        self.lines = text.split(separator: "\n", omittingEmptySubsequences: false)
+    }
+
+    /// Best-effort line of a dotted key: its table header, then the key inside it (or a dotted key
+    /// written inline, `a.b = ...`). Nil when the text does not show it plainly.
+    func line(of dottedKey: String) -> Int? {
+        let parts = dottedKey.split(separator: ".").map(String.init)
+        var currentTable: [String] = []
+        for (index, raw) in lines.enumerated() {
+            let line = raw.trimmingCharacters(in: .whitespaces)
+            if line.hasPrefix("[") {
+                let name = line.trimmingCharacters(in: CharacterSet(charactersIn: "[] "))
+                currentTable = name.split(separator: ".").map { $0.trimmingCharacters(in: .whitespaces) }
+                currentTable = currentTable.map { $0.trimmingCharacters(in: CharacterSet(charactersIn: "\"")) }
+                if currentTable == parts { return index + 1 }
+                continue
+            }
+            guard let equals = line.firstIndex(of: "="), !line.hasPrefix("#") else { continue }
+            let key = line[..<equals].split(separator: ".").map {
+                $0.trimmingCharacters(in: CharacterSet(charactersIn: "\" ").union(.whitespaces))
+            }
+            let full = currentTable + key
+            if full.count >= parts.count && Array(full.prefix(parts.count)) == parts { return index + 1 }
+        }
+        return nil
+    }
+}

@@ -1,0 +1,83 @@
+import Foundation
+
+/// Runs a sweep in this process (the default mode) and summarises it.
+public enum EmbeddedSweep {
+    public struct Summary: Sendable {
+        public var sweepID: String
+        public var storePath: String
+        public var callsMade: Int
+        public var callsCached: Int
+        public var callsFailed: Int
+        public var scenarios: ResultStore.ScenarioCounts
+        public var budgetReached: Bool
+        public var spentUSD: Double
+        public var report: RankingReport
+    }
+
+    /// The providers of a config. Only the simulated kind runs in this build; HTTP providers are
+    /// validated by the config but refused here with a clear message.
+    public static func providers(for config: SweepConfig) throws -> [String: any LLMProvider] {
+        var providers: [String: any LLMProvider] = [:]
+        for (name, provider) in config.providers {
+            switch provider.kind {
+            case .simulated: providers[name] = SimulatedProvider(config: config, provider: name)
+            case .openai, .anthropic:
+                throw ConfigError(
+                    file: "config", line: nil,
+                    message: "providers.\(name): kind \(provider.kind.rawValue) is not available in this build yet")
+            }
+        }
+        return providers
+    }
+
+    public static func run(
+        config: SweepConfig, progress: (@Sendable (CallCounters) async -> Void)? = nil
+    ) async throws -> Summary {
+        let store = try ResultStore(path: config.storePath)
+        let sweepID = try store.sweepID(name: config.name, seed: config.seed)
+        var limits: [String: Int] = [:]
+        for model in config.models.values { limits[model.name] = config.providers[model.provider]?.concurrency ?? 8 }
+        let caller = ModelCaller(
+            config: config, store: store, providers: try providers(for: config),
+            limiter: InProcessRateLimiter(limits: limits))
+        let runner = SweepRunner(config: config, store: store, caller: caller, queue: InProcessTaskQueue())
+        let reporter = Task {
+            while !Task.isCancelled {
+                try? await Task.sleep(for: .seconds(1))
+                await progress?(caller.counters)
+            }
+        }
+        defer { reporter.cancel() }
+        try await runner.run()
+        await progress?(caller.counters)
+        let report = try RankingReport(judgments: try store.judgments(), options: config.analysis, includeMetrics: true)
+        let counters = caller.counters
+        return Summary(
+            sweepID: sweepID, storePath: config.storePath, callsMade: await counters.made,
+            callsCached: await counters.cached, callsFailed: await counters.failed,
+            scenarios: try store.scenarioCounts(), budgetReached: await counters.budgetHit,
+            spentUSD: try store.spentUSD(), report: report)
+    }
+}
+
+extension EmbeddedSweep.Summary: JSONRepresentable {
+    public var json: JSONValue {
+        var fields: [(String, JSONValue)] = [
+            ("sweep", .object([("id", .string(sweepID)), ("store", .string(storePath))])),
+            (
+                "calls",
+                .object([("made", .int(callsMade)), ("cached", .int(callsCached)), ("failed", .int(callsFailed))])
+            ),
+            (
+                "scenarios",
+                .object([
+                    ("generated", .int(scenarios.outlines)), ("kept", .int(scenarios.kept)),
+                    ("rejected", .int(scenarios.rejected)), ("undecided", .int(scenarios.undecided)),
+                ])
+            ),
+            ("budget", .object([("spent_usd", .number(spentUSD)), ("reached", .bool(budgetReached))])),
+        ]
+        if case .object(let report) = report.json { fields += report }
+        return .object(fields)
+    }
+}

@@ -1,0 +1,394 @@
+import Foundation
+
+/// The nine pipeline steps of a sweep, written against `TaskQueue` and `RateLimiter` so the embedded
+/// run and the cluster share every line of it. Rerunning a sweep replays the same deterministic
+/// requests: answers come from the store's call records, so only what is missing is asked again.
+public final class SweepRunner: Sendable {
+    public let config: SweepConfig
+    public let store: ResultStore
+    let caller: ModelCaller
+    let queue: any TaskQueue
+
+    public init(config: SweepConfig, store: ResultStore, caller: ModelCaller, queue: any TaskQueue) {
+        self.config = config
+        self.store = store
+        self.caller = caller
+        self.queue = queue
+    }
+
+    /// Runs (or resumes) the sweep to the end, or until the budget is reached.
+    public func run() async throws {
+        _ = try store.sweepID(name: config.name, seed: config.seed)
+        var initial: [PipelineTask] = []
+        for set in config.valueSets {
+            for (value1, value2) in set.pairs {
+                initial.append(.generate(valueSet: set.name, value1: value1, value2: value2, round: 0))
+            }
+        }
+        let failures = FailureBox()
+        await queue.drain(initial) { [self] task in
+            do {
+                return try await handle(task)
+            } catch is ModelCaller.BudgetExhausted {
+                return []
+            } catch {
+                await failures.record(error)
+                return []
+            }
+        }
+        if let error = await failures.first { throw error }
+    }
+
+    /// Does one task and returns its follow-ups.
+    func handle(_ task: PipelineTask) async throws -> [PipelineTask] {
+        switch task {
+        case .generate(let set, let value1, let value2, let round):
+            return try await generate(set: set, value1: value1, value2: value2, round: round, taskID: task.id)
+        case .detail(let outline):
+            return try await detail(outline, taskID: task.id).map { [.filter($0)] } ?? []
+        case .filter(let scenario):
+            guard let checked = try await filter(scenario, taskID: task.id), checked.status == .kept else { return [] }
+            var next: [PipelineTask] = []
+            if config.formats.contains(.open) { next.append(.userPrompt(checked)) }
+            if config.formats.contains(.mcq) {
+                for target in config.targets {
+                    for condition in config.conditions {
+                        next.append(.multipleChoice(checked, target: target, condition: condition.name))
+                    }
+                }
+            }
+            return next
+        case .userPrompt(let scenario):
+            guard try await userPrompt(scenario, taskID: task.id) != nil else { return [] }
+            return config.targets.flatMap { target in
+                config.conditions.map { PipelineTask.openEnded(scenario, target: target, condition: $0.name) }
+            }
+        case .multipleChoice(let scenario, let target, let condition):
+            try await multipleChoice(scenario, target: target, condition: condition, taskID: task.id)
+            return []
+        case .openEnded(let scenario, let target, let condition):
+            try await openEnded(scenario, target: target, condition: condition, taskID: task.id)
+            return []
+        }
+    }
+
+    // MARK: Asking and re-asking
+
+    /// Asks `role`'s model and parses the answer; an unparseable answer is asked again with a new
+    /// sample index up to `maxReasks` times. Returns nil when the call failed, `.invalid(raw)` when the
+    /// answers never parsed.
+    enum Asked<T> {
+        case parsed(T, raw: String)
+        case invalid(raw: String)
+        case failed
+    }
+
+    func ask<T>(
+        _ role: SweepConfig.Role, roleName: String, prompt: PromptTemplate?, messages: [ChatMessage], sample: Int,
+        taskID: String, parse: (String) -> T?
+    ) async throws -> Asked<T> {
+        var lastRaw = ""
+        for reask in 0...config.generation.maxReasks {
+            guard
+                let raw = try await caller.chat(
+                    role: roleName, modelName: role.model, prompt: prompt, messages: messages,
+                    temperature: role.temperature, maxTokens: role.maxTokens, sampleIndex: sample * 100 + reask,
+                    taskID: taskID)
+            else { return .failed }
+            if let value = parse(raw) { return .parsed(value, raw: raw) }
+            lastRaw = raw
+        }
+        return .invalid(raw: lastRaw)
+    }
+
+    private func definitions(_ set: String, _ value1: String, _ value2: String) -> [String: String] {
+        let valueSet = config.valueSet(named: set)
+        return [
+            "value1": value1, "definition1": valueSet?.definition(of: value1) ?? "",
+            "value2": value2, "definition2": valueSet?.definition(of: value2) ?? "",
+        ]
+    }
+
+    // MARK: Stage 1 and deduplication
+
+    func generate(set: String, value1: String, value2: String, round: Int, taskID: String) async throws
+        -> [PipelineTask]
+    {
+        let template = PromptLibrary.template(.outline)
+        var fields = definitions(set, value1, value2)
+        fields["count"] = String(config.generation.outlinesPerCall)
+        // All four severity calls of the round, then deduplication over them in id order.
+        var candidates: [Outline] = []
+        for (index, severity) in PromptName.severities.enumerated() {
+            fields["severity"] = PromptLibrary.template(severity).instructions
+            let asked = try await ask(
+                config.roles.generator, roleName: "generator", prompt: template,
+                messages: [ChatMessage(.user, template.render(fields))], sample: round, taskID: "\(taskID)/t\(index)"
+            ) { raw -> [(String, String)]? in
+                guard let list = AnswerParsing.jsonObject(raw)?["outlines"] as? [[String: Any]] else { return nil }
+                let outlines = list.compactMap { entry -> (String, String)? in
+                    guard let context = AnswerParsing.string(entry, "context"),
+                        let opportunity = AnswerParsing.string(entry, "action_opportunity")
+                    else { return nil }
+                    return (context, opportunity)
+                }
+                return outlines.isEmpty ? nil : outlines
+            }
+            guard case .parsed(let outlines, _) = asked else { continue }
+            for (position, outline) in outlines.enumerated() {
+                candidates.append(
+                    Outline(
+                        id: "\(set)/\(value1)|\(value2)/r\(round)/t\(index)/\(position)", valueSet: set,
+                        value1: value1, value2: value2, round: round, context: outline.0,
+                        actionOpportunity: outline.1, kept: false))
+            }
+        }
+        var kept = try store.keptOutlines(valueSet: set, value1: value1, value2: value2, beforeRound: round)
+        var keptEmbeddings = try await embeddings(kept, taskID: taskID)
+        let candidateEmbeddings = try await embeddings(candidates, taskID: taskID)
+        var newlyKept: [Outline] = []
+        for (candidate, embedding) in zip(candidates, candidateEmbeddings) {
+            var outline = candidate
+            let duplicate = keptEmbeddings.contains {
+                LexicalEmbedding.cosine($0, embedding) >= config.generation.dedupThreshold
+            }
+            outline.kept = !duplicate && kept.count < config.scenariosPerPair
+            try store.upsertOutline(outline)
+            if outline.kept {
+                kept.append(outline)
+                keptEmbeddings.append(embedding)
+                newlyKept.append(outline)
+            }
+        }
+        var next = newlyKept.map { PipelineTask.detail($0) }
+        if kept.count < config.scenariosPerPair && round + 1 < config.generation.maxRounds {
+            next.append(.generate(valueSet: set, value1: value1, value2: value2, round: round + 1))
+        }
+        return next
+    }
+
+    /// Embeds outlines (context plus action opportunity) with the configured embedder, or lexically.
+    private func embeddings(_ outlines: [Outline], taskID: String) async throws -> [[Double]] {
+        let texts = outlines.map { "\($0.context) \($0.actionOpportunity)" }
+        guard let embedder = config.roles.embedder, !texts.isEmpty,
+            let model = config.models[embedder.model], let provider = caller.providers[model.provider]
+        else { return texts.map(LexicalEmbedding.embed) }
+        do {
+            return try await provider.embed(texts, model: model.modelID)
+        } catch {
+            // Deduplication still works without the embedder; the failure is logged in the call table.
+            return texts.map(LexicalEmbedding.embed)
+        }
+    }
+
+    // MARK: Stage 2 and filtering
+
+    func detail(_ outline: Outline, taskID: String) async throws -> Scenario? {
+        let template = PromptLibrary.template(.scenario)
+        var fields = definitions(outline.valueSet, outline.value1, outline.value2)
+        fields["context"] = outline.context
+        fields["action_opportunity"] = outline.actionOpportunity
+        let asked = try await ask(
+            config.roles.generator, roleName: "generator", prompt: template,
+            messages: [ChatMessage(.user, template.render(fields))], sample: 0, taskID: taskID
+        ) { raw -> Scenario? in
+            guard let object = AnswerParsing.jsonObject(raw), let persona = object["persona"] as? [String: Any],
+                let description = AnswerParsing.string(object, "description"),
+                let action1 = AnswerParsing.string(object, "action1"),
+                let action2 = AnswerParsing.string(object, "action2")
+            else { return nil }
+            return Scenario(
+                id: "s/\(outline.id)", outlineID: outline.id, valueSet: outline.valueSet, value1: outline.value1,
+                value2: outline.value2, description: description,
+                persona: AnswerParsing.string(persona, "persona") ?? "",
+                background: AnswerParsing.string(persona, "background") ?? "",
+                goal: AnswerParsing.string(persona, "goal") ?? "", action1: action1, action2: action2,
+                consequence1: AnswerParsing.string(object, "consequence1") ?? "",
+                consequence2: AnswerParsing.string(object, "consequence2") ?? "",
+                generatingModel: config.roles.generator.model, status: .undecided, checks: nil)
+        }
+        guard case .parsed(let scenario, _) = asked else { return nil }
+        try store.upsertScenario(scenario)
+        return scenario
+    }
+
+    func filter(_ scenario: Scenario, taskID: String) async throws -> Scenario? {
+        let template = PromptLibrary.template(.filter)
+        var fields = definitions(scenario.valueSet, scenario.value1, scenario.value2)
+        fields["description"] = scenario.description
+        fields["persona"] = "\(scenario.persona). \(scenario.background) Goal: \(scenario.goal)"
+        fields["action1"] = scenario.action1
+        fields["action2"] = scenario.action2
+        let asked = try await ask(
+            config.roles.filterJudge, roleName: "filter_judge", prompt: template,
+            messages: [ChatMessage(.user, template.render(fields))], sample: 0, taskID: taskID
+        ) { raw -> [String: FilterCheck]? in
+            guard let object = AnswerParsing.jsonObject(raw) else { return nil }
+            var checks: [String: FilterCheck] = [:]
+            for name in Scenario.checkNames {
+                guard let check = object[name] as? [String: Any], let pass = check["pass"] as? Bool else { return nil }
+                checks[name] = FilterCheck(pass: pass, reason: AnswerParsing.string(check, "reason") ?? "")
+            }
+            return checks
+        }
+        var result = scenario
+        switch asked {
+        case .parsed(let checks, _):
+            result.checks = checks
+            result.status = checks.values.allSatisfy(\.pass) ? .kept : .rejected
+        case .invalid, .failed:
+            result.status = .undecided
+        }
+        try store.upsertScenario(result)
+        return result
+    }
+
+    // MARK: Evaluation
+
+    func userPrompt(_ scenario: Scenario, taskID: String) async throws -> String? {
+        let template = PromptLibrary.template(.user)
+        let fields = [
+            "description": scenario.description, "persona": scenario.persona, "background": scenario.background,
+            "goal": scenario.goal,
+        ]
+        let asked = try await ask(
+            config.roles.user, roleName: "user", prompt: template,
+            messages: [ChatMessage(.user, template.render(fields))], sample: 0, taskID: taskID
+        ) { raw -> String? in
+            let text = raw.trimmingCharacters(in: .whitespacesAndNewlines)
+            return text.isEmpty ? nil : text
+        }
+        guard case .parsed(let text, _) = asked else { return nil }
+        try store.upsertUserPrompt(scenarioID: scenario.id, text: text)
+        return text
+    }
+
+    /// The system prompt of a condition for a value set (nil for the default condition).
+    func systemPrompt(condition: String, valueSet: String) -> (ranking: [String], text: String)? {
+        guard let ranking = config.conditions.first(where: { $0.name == condition })?.targetRankings[valueSet],
+            let set = config.valueSet(named: valueSet)
+        else { return nil }
+        let lines = ranking.enumerated().map { index, value in
+            "\(index + 1). \(value): \(set.definition(of: value) ?? "")"
+        }
+        return (ranking, PromptLibrary.template(.steering).render(["ranking": lines.joined(separator: "\n")]))
+    }
+
+    /// Whether option A shows action1 for this task: a pure function of (seed, task id).
+    func action1IsA(taskID: String) -> Bool {
+        var rng = StableRandom(seed: config.seed, key: "order/\(taskID)")
+        return rng.next() & 1 == 0
+    }
+
+    private func judgmentBase(_ scenario: Scenario, target: String, format: EvaluationFormat, condition: String)
+        -> Judgment
+    {
+        Judgment(
+            model: target, valueSet: scenario.valueSet, format: format, condition: condition,
+            scenarioID: scenario.id, value1: scenario.value1, value2: scenario.value2, choice: .missing,
+            targetRanking: systemPrompt(condition: condition, valueSet: scenario.valueSet)?.ranking)
+    }
+
+    func multipleChoice(_ scenario: Scenario, target: String, condition: String, taskID: String) async throws {
+        let template = PromptLibrary.template(.mcq)
+        let firstIsA = action1IsA(taskID: taskID)
+        let fields = [
+            "description": scenario.description, "option_a": firstIsA ? scenario.action1 : scenario.action2,
+            "option_b": firstIsA ? scenario.action2 : scenario.action1,
+        ]
+        var messages = [ChatMessage(.user, template.render(fields))]
+        if let system = systemPrompt(condition: condition, valueSet: scenario.valueSet) {
+            messages.insert(ChatMessage(.system, system.text), at: 0)
+        }
+        let role = SweepConfig.Role(model: target, temperature: config.roles.judge.temperature, maxTokens: 512)
+        let asked = try await ask(
+            role, roleName: "target", prompt: template, messages: messages, sample: 0, taskID: taskID
+        ) { raw -> (String, Int?, Int?)? in
+            guard let object = AnswerParsing.jsonObject(raw), let letter = AnswerParsing.letter(object, "choice")
+            else { return nil }
+            return (letter, AnswerParsing.rating(object, "rating_a"), AnswerParsing.rating(object, "rating_b"))
+        }
+        var record = StoredJudgment(
+            id: taskID, judgment: judgmentBase(scenario, target: target, format: .mcq, condition: condition),
+            action1IsA: firstIsA)
+        switch asked {
+        case .parsed(let (letter, ratingA, ratingB), let raw):
+            // Map letters back to values: "A" in a judgment always means the action favouring value1.
+            let pickedAction1 = (letter == "A") == firstIsA
+            record.judgment.choice = pickedAction1 ? .a : .b
+            record.judgment.likertA = firstIsA ? ratingA : ratingB
+            record.judgment.likertB = firstIsA ? ratingB : ratingA
+            record.raw = raw
+        case .invalid(let raw):
+            record.judgment.choice = .invalid
+            record.raw = raw
+        case .failed:
+            record.judgment.choice = .missing
+        }
+        try store.upsertJudgment(record)
+    }
+
+    func openEnded(_ scenario: Scenario, target: String, condition: String, taskID: String) async throws {
+        var record = StoredJudgment(
+            id: taskID, judgment: judgmentBase(scenario, target: target, format: .open, condition: condition),
+            action1IsA: action1IsA(taskID: taskID))
+        guard let userMessage = try store.userPrompt(scenarioID: scenario.id) else { return }
+        var messages = [ChatMessage(.user, userMessage)]
+        if let system = systemPrompt(condition: condition, valueSet: scenario.valueSet) {
+            messages.insert(ChatMessage(.system, system.text), at: 0)
+        }
+        // The target sees only the user's message (and the steering prompt): never the scenario.
+        let targetRole = SweepConfig.Role(model: target, temperature: config.roles.judge.temperature, maxTokens: 1024)
+        let reply = try await ask(
+            targetRole, roleName: "target", prompt: nil, messages: messages, sample: 0, taskID: "\(taskID)/reply"
+        ) { raw -> String? in
+            let text = raw.trimmingCharacters(in: .whitespacesAndNewlines)
+            return text.isEmpty ? nil : text
+        }
+        switch reply {
+        case .failed:
+            record.judgment.choice = .missing
+            try store.upsertJudgment(record)
+            return
+        case .invalid(let raw):
+            record.judgment.choice = .invalid
+            record.raw = raw
+            try store.upsertJudgment(record)
+            return
+        case .parsed(let response, _):
+            let template = PromptLibrary.template(.judge)
+            let firstIsA = record.action1IsA
+            let fields = [
+                "description": scenario.description, "option_a": firstIsA ? scenario.action1 : scenario.action2,
+                "option_b": firstIsA ? scenario.action2 : scenario.action1, "response": response,
+            ]
+            let verdict = try await ask(
+                config.roles.judge, roleName: "judge", prompt: template,
+                messages: [ChatMessage(.user, template.render(fields))], sample: 0, taskID: "\(taskID)/judge"
+            ) { raw -> (String, Int?, String?)? in
+                guard let object = AnswerParsing.jsonObject(raw), let letter = AnswerParsing.letter(object, "choice")
+                else { return nil }
+                return (letter, AnswerParsing.rating(object, "likert"), AnswerParsing.string(object, "reasoning"))
+            }
+            switch verdict {
+            case .parsed(let (letter, likert, reasoning), let raw):
+                record.judgment.choice = ((letter == "A") == firstIsA) ? .a : .b
+                record.likert = likert
+                record.reasoning = reasoning
+                record.raw = raw
+            case .invalid(let raw):
+                record.judgment.choice = .invalid
+                record.raw = raw
+            case .failed:
+                record.judgment.choice = .missing
+            }
+            try store.upsertJudgment(record)
+        }
+    }
+}
+
+/// The first unexpected error of any task (store failures, for example), rethrown after the drain.
+actor FailureBox {
+    private(set) var first: (any Error)?
+    func record(_ error: any Error) { if first == nil { first = error } }
+}

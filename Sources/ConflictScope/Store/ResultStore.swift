@@ -1,0 +1,260 @@
+import Foundation
+import GRDB
+
+/// The SQLite store of a sweep: calls (which double as the response cache), outlines, scenarios with
+/// their filter checks, user prompts and judgments. Every row has a deterministic id and is upserted,
+/// so a replayed or redelivered result never counts twice.
+public final class ResultStore: Sendable {
+    let database: DatabaseQueue
+
+    public init(path: String) throws {
+        try FileManager.default.createDirectory(
+            at: URL(fileURLWithPath: path).deletingLastPathComponent(), withIntermediateDirectories: true)
+        var configuration = Configuration()
+        configuration.busyMode = .timeout(10)
+        // WAL with NORMAL sync: a crash loses at most the last few results, which a re-run replays from
+        // the cache, instead of paying an fsync for every call record.
+        configuration.prepareDatabase { db in
+            try db.execute(sql: "PRAGMA journal_mode = WAL")
+            try db.execute(sql: "PRAGMA synchronous = NORMAL")
+        }
+        database = try DatabaseQueue(path: path, configuration: configuration)
+        try Self.migrator.migrate(database)
+    }
+
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE sweep (
+                        id TEXT PRIMARY KEY, name TEXT NOT NULL, seed INTEGER NOT NULL, created_at TEXT NOT NULL);
+                    CREATE TABLE call (
+                        key TEXT PRIMARY KEY, task_id TEXT NOT NULL, role TEXT NOT NULL, model TEXT NOT NULL,
+                        prompt TEXT NOT NULL, sample_index INTEGER NOT NULL, status TEXT NOT NULL,
+                        response TEXT, error TEXT, input_tokens INTEGER NOT NULL, output_tokens INTEGER NOT NULL,
+                        latency_ms INTEGER NOT NULL, cost_usd REAL NOT NULL, attempts INTEGER NOT NULL);
+                    CREATE TABLE outline (
+                        id TEXT PRIMARY KEY, value_set TEXT NOT NULL, value1 TEXT NOT NULL, value2 TEXT NOT NULL,
+                        round INTEGER NOT NULL, context TEXT NOT NULL, action_opportunity TEXT NOT NULL,
+                        kept INTEGER NOT NULL);
+                    CREATE TABLE scenario (
+                        id TEXT PRIMARY KEY, outline_id TEXT NOT NULL, value_set TEXT NOT NULL, value1 TEXT NOT NULL,
+                        value2 TEXT NOT NULL, description TEXT NOT NULL, persona TEXT NOT NULL,
+                        background TEXT NOT NULL, goal TEXT NOT NULL, action1 TEXT NOT NULL, action2 TEXT NOT NULL,
+                        consequence1 TEXT NOT NULL, consequence2 TEXT NOT NULL, generating_model TEXT NOT NULL,
+                        status TEXT NOT NULL, checks TEXT);
+                    CREATE TABLE user_prompt (scenario_id TEXT PRIMARY KEY, text TEXT NOT NULL);
+                    CREATE TABLE judgment (
+                        id TEXT PRIMARY KEY, scenario_id TEXT NOT NULL, model TEXT NOT NULL, value_set TEXT NOT NULL,
+                        format TEXT NOT NULL, condition TEXT NOT NULL, value1 TEXT NOT NULL, value2 TEXT NOT NULL,
+                        action1_is_a INTEGER NOT NULL, choice TEXT NOT NULL, likert INTEGER, likert_a INTEGER,
+                        likert_b INTEGER, raw TEXT, reasoning TEXT, target_ranking TEXT);
+                    """)
+        }
+        return migrator
+    }
+
+    /// The sweep's id, created on first use and kept for the life of the store.
+    public func sweepID(name: String, seed: UInt64) throws -> String {
+        try database.write { db in
+            if let id = try String.fetchOne(db, sql: "SELECT id FROM sweep LIMIT 1") { return id }
+            let id = UUID().uuidString.lowercased()
+            try db.execute(
+                sql: "INSERT INTO sweep (id, name, seed, created_at) VALUES (?, ?, ?, ?)",
+                arguments: [id, name, Int64(bitPattern: seed), ISO8601DateFormatter().string(from: Date())])
+            return id
+        }
+    }
+
+    // MARK: Calls and the response cache
+
+    public struct CallRecord: Sendable, Equatable {
+        public var key: String
+        public var taskID: String
+        public var role: String
+        public var model: String
+        public var prompt: String
+        public var sampleIndex: Int
+        public var status: String
+        public var response: String?
+        public var error: String?
+        public var inputTokens: Int
+        public var outputTokens: Int
+        public var latencyMilliseconds: Int
+        public var costUSD: Double
+        public var attempts: Int
+    }
+
+    public func successfulResponse(key: String) throws -> String? {
+        try database.read { db in
+            try String.fetchOne(db, sql: "SELECT response FROM call WHERE key = ? AND status = 'ok'", arguments: [key])
+        }
+    }
+
+    public func record(_ call: CallRecord) throws {
+        try database.write { db in
+            try db.execute(
+                sql: """
+                    INSERT INTO call (key, task_id, role, model, prompt, sample_index, status, response, error,
+                        input_tokens, output_tokens, latency_ms, cost_usd, attempts)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    ON CONFLICT(key) DO UPDATE SET status = excluded.status, response = excluded.response,
+                        error = excluded.error, input_tokens = excluded.input_tokens,
+                        output_tokens = excluded.output_tokens, latency_ms = excluded.latency_ms,
+                        cost_usd = excluded.cost_usd, attempts = call.attempts + excluded.attempts
+                    WHERE call.status != 'ok'
+                    """,
+                arguments: [
+                    call.key, call.taskID, call.role, call.model, call.prompt, call.sampleIndex, call.status,
+                    call.response, call.error, call.inputTokens, call.outputTokens, call.latencyMilliseconds,
+                    call.costUSD, call.attempts,
+                ])
+        }
+    }
+
+    /// Estimated spend of every successful call so far.
+    public func spentUSD() throws -> Double {
+        try database.read { db in try Double.fetchOne(db, sql: "SELECT COALESCE(SUM(cost_usd), 0) FROM call") ?? 0 }
+    }
+
+    public struct CallCounts: Sendable, Equatable {
+        public var ok = 0
+        public var failed = 0
+    }
+
+    public func callCounts() throws -> CallCounts {
+        try database.read { db in
+            CallCounts(
+                ok: try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM call WHERE status = 'ok'") ?? 0,
+                failed: try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM call WHERE status != 'ok'") ?? 0)
+        }
+    }
+
+    // MARK: Pipeline results
+
+    public func upsertOutline(_ outline: Outline) throws {
+        try database.write { db in
+            try db.execute(
+                sql: """
+                    INSERT OR REPLACE INTO outline (id, value_set, value1, value2, round, context, action_opportunity, kept)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                    """,
+                arguments: [
+                    outline.id, outline.valueSet, outline.value1, outline.value2, outline.round, outline.context,
+                    outline.actionOpportunity, outline.kept,
+                ])
+        }
+    }
+
+    /// Outlines of a pair kept in rounds before `round`, in id order (what a round deduplicates against).
+    public func keptOutlines(valueSet: String, value1: String, value2: String, beforeRound round: Int) throws
+        -> [Outline]
+    {
+        try database.read { db in
+            try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT * FROM outline WHERE value_set = ? AND value1 = ? AND value2 = ? AND kept = 1 AND round < ?
+                    ORDER BY round, id
+                    """, arguments: [valueSet, value1, value2, round]
+            ).map { row in
+                Outline(
+                    id: row["id"], valueSet: row["value_set"], value1: row["value1"], value2: row["value2"],
+                    round: row["round"], context: row["context"], actionOpportunity: row["action_opportunity"],
+                    kept: true)
+            }
+        }
+    }
+
+    public func upsertScenario(_ scenario: Scenario) throws {
+        let checks = scenario.checks.map { checks -> String in
+            let object = checks.mapValues { ["pass": $0.pass, "reason": $0.reason] as [String: Any] }
+            let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data()
+            return String(decoding: data, as: UTF8.self)
+        }
+        try database.write { db in
+            try db.execute(
+                sql: """
+                    INSERT OR REPLACE INTO scenario (id, outline_id, value_set, value1, value2, description, persona,
+                        background, goal, action1, action2, consequence1, consequence2, generating_model, status, checks)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    """,
+                arguments: [
+                    scenario.id, scenario.outlineID, scenario.valueSet, scenario.value1, scenario.value2,
+                    scenario.description, scenario.persona, scenario.background, scenario.goal, scenario.action1,
+                    scenario.action2, scenario.consequence1, scenario.consequence2, scenario.generatingModel,
+                    scenario.status.rawValue, checks,
+                ])
+        }
+    }
+
+    public func upsertUserPrompt(scenarioID: String, text: String) throws {
+        try database.write { db in
+            try db.execute(
+                sql: "INSERT OR REPLACE INTO user_prompt (scenario_id, text) VALUES (?, ?)",
+                arguments: [scenarioID, text])
+        }
+    }
+
+    public func userPrompt(scenarioID: String) throws -> String? {
+        try database.read { db in
+            try String.fetchOne(db, sql: "SELECT text FROM user_prompt WHERE scenario_id = ?", arguments: [scenarioID])
+        }
+    }
+
+    public func upsertJudgment(_ record: StoredJudgment) throws {
+        try database.write { db in
+            try db.execute(
+                sql: """
+                    INSERT OR REPLACE INTO judgment (id, scenario_id, model, value_set, format, condition, value1, value2,
+                        action1_is_a, choice, likert, likert_a, likert_b, raw, reasoning, target_ranking)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    """,
+                arguments: [
+                    record.id, record.judgment.scenarioID, record.judgment.model, record.judgment.valueSet,
+                    record.judgment.format.rawValue, record.judgment.condition, record.judgment.value1,
+                    record.judgment.value2, record.action1IsA, record.judgment.choice.rawValue, record.likert,
+                    record.judgment.likertA, record.judgment.likertB, record.raw, record.reasoning,
+                    record.judgment.targetRanking?.joined(separator: ","),
+                ])
+        }
+    }
+
+    /// Every judgment, in id order.
+    public func judgments() throws -> [Judgment] {
+        try database.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM judgment ORDER BY id").map { row in
+                Judgment(
+                    model: row["model"], valueSet: row["value_set"],
+                    format: EvaluationFormat(rawValue: row["format"]) ?? .mcq, condition: row["condition"],
+                    scenarioID: row["scenario_id"], value1: row["value1"], value2: row["value2"],
+                    choice: Choice(rawValue: row["choice"]) ?? .missing, likertA: row["likert_a"],
+                    likertB: row["likert_b"],
+                    targetRanking: (row["target_ranking"] as String?).map { $0.split(separator: ",").map(String.init) })
+            }
+        }
+    }
+
+    public struct ScenarioCounts: Sendable, Equatable {
+        public var outlines = 0
+        public var kept = 0
+        public var rejected = 0
+        public var undecided = 0
+    }
+
+    public func scenarioCounts() throws -> ScenarioCounts {
+        try database.read { db in
+            var counts = ScenarioCounts()
+            counts.outlines = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM outline WHERE kept = 1") ?? 0
+            for row in try Row.fetchAll(db, sql: "SELECT status, COUNT(*) AS n FROM scenario GROUP BY status") {
+                switch row["status"] as String {
+                case ScenarioStatus.kept.rawValue: counts.kept = row["n"]
+                case ScenarioStatus.rejected.rawValue: counts.rejected = row["n"]
+                default: counts.undecided += row["n"] as Int
+                }
+            }
+            return counts
+        }
+    }
+}
