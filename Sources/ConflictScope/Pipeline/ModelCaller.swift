@@ -10,6 +10,8 @@ public final class ModelCaller: Sendable {
     let providers: [String: any LLMProvider]
     let limiter: any RateLimiter
     let counters = CallCounters()
+    let budget: BudgetTracker?
+    private let inFlight = SingleFlight()
 
     public init(config: SweepConfig, store: ResultStore, providers: [String: any LLMProvider], limiter: any RateLimiter)
     {
@@ -17,6 +19,7 @@ public final class ModelCaller: Sendable {
         self.store = store
         self.providers = providers
         self.limiter = limiter
+        self.budget = config.maxCostUSD.map { BudgetTracker(limit: $0) }
     }
 
     /// The budget was reached; no further calls are made in this run.
@@ -33,11 +36,32 @@ public final class ModelCaller: Sendable {
             model: model.modelID, messages: messages, temperature: temperature, maxTokens: maxTokens,
             sampleIndex: sampleIndex)
         let key = request.cacheKey
+        // Identical requests in flight together are made once; the others share the answer.
+        let (text, shared) = try await inFlight.result(for: key) {
+            try await self.callOnce(
+                request, key: key, model: model, provider: provider, settings: settings, role: role, prompt: prompt,
+                taskID: taskID)
+        }
+        if shared { await counters.add(cached: 1) }
+        return text
+    }
+
+    private func callOnce(
+        _ request: ChatRequest, key: String, model: SweepConfig.Model, provider: any LLMProvider,
+        settings: SweepConfig.Provider, role: String, prompt: PromptTemplate?, taskID: String
+    ) async throws -> String? {
+        let modelName = model.name
+        let maxTokens = request.maxTokens
+        let sampleIndex = request.sampleIndex
         if let cached = try store.successfulResponse(key: key) {
             await counters.add(cached: 1)
             return cached
         }
-        if let budget = config.maxCostUSD, try store.spentUSD() >= budget {
+        // Reserve the most this call can cost, so calls in flight together cannot overshoot the budget.
+        let worstCase =
+            (Double(request.estimatedPromptTokens) * model.inputUSDPerMillionTokens
+                + Double(maxTokens) * model.outputUSDPerMillionTokens) / 1e6
+        if let budget, !(try await budget.reserve(worstCase, spentBefore: { try self.store.spentUSD() })) {
             await counters.budgetReached()
             throw BudgetExhausted()
         }
@@ -67,6 +91,7 @@ public final class ModelCaller: Sendable {
                         inputTokens: response.inputTokens, outputTokens: response.outputTokens,
                         latencyMilliseconds: milliseconds(clock.now - started), costUSD: cost, attempts: attempts))
                 await counters.add(made: 1)
+                await budget?.settle(reserved: worstCase, actual: cost)
                 return response.text
             case .failure(let error):
                 await limiter.release(model: modelName, usedTokens: request.estimatedPromptTokens)
@@ -84,6 +109,7 @@ public final class ModelCaller: Sendable {
                 inputTokens: 0, outputTokens: 0, latencyMilliseconds: milliseconds(clock.now - started), costUSD: 0,
                 attempts: attempts))
         await counters.add(failed: 1)
+        await budget?.settle(reserved: worstCase, actual: 0)
         return nil
     }
 
@@ -96,6 +122,44 @@ public final class ModelCaller: Sendable {
 
     private func milliseconds(_ duration: Duration) -> Int {
         Int(duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000)
+    }
+}
+
+/// Runs one piece of work per key at a time; callers arriving while it runs share its result.
+actor SingleFlight {
+    private var running: [String: Task<String?, any Error>] = [:]
+
+    func result(for key: String, _ work: @escaping @Sendable () async throws -> String?) async throws -> (
+        String?, shared: Bool
+    ) {
+        if let task = running[key] { return (try await task.value, true) }
+        let task = Task { try await work() }
+        running[key] = task
+        defer { running[key] = nil }
+        return (try await task.value, false)
+    }
+}
+
+/// The sweep budget within one process: spend already recorded plus reservations of calls in flight.
+actor BudgetTracker {
+    let limit: Double
+    private var committed: Double?
+    private var reserved = 0.0
+
+    init(limit: Double) { self.limit = limit }
+
+    /// Reserves `amount` if it fits under the limit; `spentBefore` reads the store's spend once.
+    func reserve(_ amount: Double, spentBefore: () throws -> Double) rethrows -> Bool {
+        let spent = try committed ?? spentBefore()
+        committed = spent
+        guard spent + reserved + amount <= limit else { return false }
+        reserved += amount
+        return true
+    }
+
+    func settle(reserved amount: Double, actual: Double) {
+        reserved -= amount
+        committed = (committed ?? 0) + actual
     }
 }
 
