@@ -128,7 +128,8 @@ extension SweepConfig {
         let name = try sweep.requiredString("name")
         let seed = try sweep.int("seed", range: 0...Int.max) ?? 0
         let store = try sweep.string("store") ?? "\(name).sqlite"
-        let scenariosPerPair = try sweep.int("scenarios_per_pair", range: 1...10_000) ?? 10
+        // 0: no generation; evaluate only scenarios imported from released data.
+        let scenariosPerPair = try sweep.int("scenarios_per_pair", range: 0...10_000) ?? 10
         let formatNames = try sweep.strings("formats") ?? ["mcq", "open"]
         var formats: [EvaluationFormat] = []
         for formatName in formatNames {

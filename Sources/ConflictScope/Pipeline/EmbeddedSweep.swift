@@ -14,31 +14,28 @@ public enum EmbeddedSweep {
         public var report: RankingReport
     }
 
-    /// The providers of a config. Only the simulated kind runs in this build; HTTP providers are
-    /// validated by the config but refused here with a clear message.
-    public static func providers(for config: SweepConfig) throws -> [String: any LLMProvider] {
+    /// The providers of a config; API keys are read from `environment`.
+    public static func providers(for config: SweepConfig, environment: [String: String]) -> [String: any LLMProvider] {
         var providers: [String: any LLMProvider] = [:]
         for (name, provider) in config.providers {
             switch provider.kind {
             case .simulated: providers[name] = SimulatedProvider(config: config, provider: name)
-            case .openai, .anthropic:
-                throw ConfigError(
-                    file: "config", line: nil,
-                    message: "providers.\(name): kind \(provider.kind.rawValue) is not available in this build yet")
+            case .openai, .anthropic: providers[name] = HTTPProvider(settings: provider, environment: environment)
             }
         }
         return providers
     }
 
     public static func run(
-        config: SweepConfig, progress: (@Sendable (CallCounters) async -> Void)? = nil
+        config: SweepConfig, environment: [String: String] = ProcessInfo.processInfo.environment,
+        progress: (@Sendable (CallCounters) async -> Void)? = nil
     ) async throws -> Summary {
         let store = try ResultStore(path: config.storePath)
         let sweepID = try store.sweepID(name: config.name, seed: config.seed)
         var limits: [String: Int] = [:]
         for model in config.models.values { limits[model.name] = config.providers[model.provider]?.concurrency ?? 8 }
         let caller = ModelCaller(
-            config: config, store: store, providers: try providers(for: config),
+            config: config, store: store, providers: providers(for: config, environment: environment),
             limiter: InProcessRateLimiter(limits: limits))
         let runner = SweepRunner(config: config, store: store, caller: caller, queue: InProcessTaskQueue())
         let reporter = Task {

@@ -47,6 +47,9 @@ public struct Scenario: Sendable, Equatable {
     /// The six checks by name, when the filter answered.
     public var checks: [String: FilterCheck]?
 
+    /// `outlineID` of scenarios imported from the paper's released data.
+    public static let importedOutlineID = "import"
+
     public static let checkNames = [
         "realism", "specificity", "feasibility", "impossibility", "value_guidance", "genuine_dilemma",
     ]

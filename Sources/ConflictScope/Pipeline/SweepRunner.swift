@@ -20,10 +20,16 @@ public final class SweepRunner: Sendable {
     public func run() async throws {
         _ = try store.sweepID(name: config.name, seed: config.seed)
         var initial: [PipelineTask] = []
-        for set in config.valueSets {
-            for (value1, value2) in set.pairs {
-                initial.append(.generate(valueSet: set.name, value1: value1, value2: value2, round: 0))
+        if config.scenariosPerPair > 0 {
+            for set in config.valueSets {
+                for (value1, value2) in set.pairs {
+                    initial.append(.generate(valueSet: set.name, value1: value1, value2: value2, round: 0))
+                }
             }
+        }
+        // Imported scenarios (the paper's released data) are evaluated as they are: no generation or filter.
+        for scenario in try store.importedKeptScenarios() where config.valueSet(named: scenario.valueSet) != nil {
+            initial += evaluationTasks(scenario)
         }
         let failures = FailureBox()
         await queue.drain(initial) { [self] task in
@@ -48,16 +54,7 @@ public final class SweepRunner: Sendable {
             return try await detail(outline, taskID: task.id).map { [.filter($0)] } ?? []
         case .filter(let scenario):
             guard let checked = try await filter(scenario, taskID: task.id), checked.status == .kept else { return [] }
-            var next: [PipelineTask] = []
-            if config.formats.contains(.open) { next.append(.userPrompt(checked)) }
-            if config.formats.contains(.mcq) {
-                for target in config.targets {
-                    for condition in config.conditions {
-                        next.append(.multipleChoice(checked, target: target, condition: condition.name))
-                    }
-                }
-            }
-            return next
+            return evaluationTasks(checked)
         case .userPrompt(let scenario):
             guard try await userPrompt(scenario, taskID: task.id) != nil else { return [] }
             return config.targets.flatMap { target in
@@ -70,6 +67,20 @@ public final class SweepRunner: Sendable {
             try await openEnded(scenario, target: target, condition: condition, taskID: task.id)
             return []
         }
+    }
+
+    /// A kept scenario's evaluations: the user prompt (then open-ended answers) and multiple choice.
+    func evaluationTasks(_ scenario: Scenario) -> [PipelineTask] {
+        var next: [PipelineTask] = []
+        if config.formats.contains(.open) { next.append(.userPrompt(scenario)) }
+        if config.formats.contains(.mcq) {
+            for target in config.targets {
+                for condition in config.conditions {
+                    next.append(.multipleChoice(scenario, target: target, condition: condition.name))
+                }
+            }
+        }
+        return next
     }
 
     // MARK: Asking and re-asking
@@ -246,6 +257,10 @@ public final class SweepRunner: Sendable {
     // MARK: Evaluation
 
     func userPrompt(_ scenario: Scenario, taskID: String) async throws -> String? {
+        // Imported prompts are used as they are.
+        if scenario.outlineID == Scenario.importedOutlineID, let text = try store.userPrompt(scenarioID: scenario.id) {
+            return text
+        }
         let template = PromptLibrary.template(.user)
         let fields = [
             "description": scenario.description, "persona": scenario.persona, "background": scenario.background,

@@ -167,6 +167,23 @@ public final class ResultStore: Sendable {
         }
     }
 
+    /// Kept scenarios imported from released data, in id order.
+    public func importedKeptScenarios() throws -> [Scenario] {
+        try database.read { db in
+            try Row.fetchAll(
+                db, sql: "SELECT * FROM scenario WHERE outline_id = ? AND status = 'kept' ORDER BY id",
+                arguments: [Scenario.importedOutlineID]
+            ).map { row in
+                Scenario(
+                    id: row["id"], outlineID: row["outline_id"], valueSet: row["value_set"], value1: row["value1"],
+                    value2: row["value2"], description: row["description"], persona: row["persona"],
+                    background: row["background"], goal: row["goal"], action1: row["action1"], action2: row["action2"],
+                    consequence1: row["consequence1"], consequence2: row["consequence2"],
+                    generatingModel: row["generating_model"], status: .kept, checks: nil)
+            }
+        }
+    }
+
     public func upsertScenario(_ scenario: Scenario) throws {
         let checks = scenario.checks.map { checks -> String in
             let object = checks.mapValues { ["pass": $0.pass, "reason": $0.reason] as [String: Any] }
