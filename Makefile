@@ -9,9 +9,9 @@ deps:
 build: deps
 	$(SWIFT) build -c release --product conflictscope
 
-# Rankings and metrics of the bundled example judgments.
+# The default sweep (config.toml): offline, on simulated models.
 run: build
-	.build/release/conflictscope rank --judgments examples/judgments.jsonl --metrics
+	.build/release/conflictscope run --config config.toml
 
 lint:
 	$(SWIFT) format lint --strict --recursive Sources Tests Package.swift

@@ -3,7 +3,7 @@
 # The Swift toolchain itself (6.x) must already be on PATH.
 set -euo pipefail
 
-packages=(python3 python3-venv)
+packages=(python3 python3-venv libsqlite3-dev)
 
 missing=()
 for package in "${packages[@]}"; do
