@@ -23,6 +23,12 @@ public struct PromptTemplate: Sendable, Equatable {
     public let body: String
     /// Placeholders in order of first appearance.
     public let placeholders: [String]
+    /// The template as a pattern with one capture per placeholder, compiled once.
+    private let extractor: Extractor
+
+    public static func == (lhs: PromptTemplate, rhs: PromptTemplate) -> Bool {
+        lhs.name == rhs.name && lhs.version == rhs.version && lhs.body == rhs.body
+    }
 
     public init(name: PromptName, text: String) throws {
         self.name = name
@@ -37,6 +43,7 @@ public struct PromptTemplate: Sendable, Equatable {
             seen.append(String(match.1))
         }
         self.placeholders = seen
+        self.extractor = Extractor(body: body)
     }
 
     /// `name@version`, as recorded with each call.
@@ -66,7 +73,16 @@ public struct PromptTemplate: Sendable, Equatable {
     }
 
     /// Recovers the placeholder values from a rendered prompt (nil if `text` was not rendered from it).
-    public func extract(from text: String) -> [String: String]? {
+    public func extract(from text: String) -> [String: String]? { extractor.extract(from: text) }
+}
+
+/// Matches rendered prompts against a template. Sendable because it is immutable after init and
+/// NSRegularExpression matching is thread-safe.
+private final class Extractor: @unchecked Sendable {
+    let regex: NSRegularExpression?
+    let order: [String]
+
+    init(body: String) {
         var pattern = "^"
         var remaining = Substring(body)
         var order: [String] = []
@@ -82,9 +98,14 @@ public struct PromptTemplate: Sendable, Equatable {
             remaining = remaining[match.range.upperBound...]
         }
         pattern += NSRegularExpression.escapedPattern(for: String(remaining)) + "$"
-        guard let regex = try? NSRegularExpression(pattern: pattern),
-            let match = regex.firstMatch(in: text, range: NSRange(text.startIndex..., in: text))
-        else { return nil }
+        self.regex = try? NSRegularExpression(pattern: pattern)
+        self.order = order
+    }
+
+    func extract(from text: String) -> [String: String]? {
+        guard let regex, let match = regex.firstMatch(in: text, range: NSRange(text.startIndex..., in: text)) else {
+            return nil
+        }
         var values: [String: String] = [:]
         for (index, placeholder) in order.enumerated() {
             guard let range = Range(match.range(at: index + 1), in: text) else { return nil }
