@@ -127,28 +127,24 @@ public enum Rankings {
 
     static func fit(_ group: GroupComparisons, options: RankingOptions) throws(RankingError) -> GroupRanking {
         let point: BradleyTerryFit
-        var bounds: ConfidenceBounds? = nil
         do {
             point = try BradleyTerry.fit(group.wins, alpha: options.alpha)
-            if options.resamples > 0 {
-                let rng = StableRandom(seed: options.seed, key: group.key.description)
-                let resamples = BradleyTerry.resamples(of: group.wins, count: options.resamples, using: rng)
-                do {
-                    bounds = try BradleyTerry.bootstrapBounds(
-                        resamples: resamples, alpha: options.alpha, point: point.params)
-                } catch {
-                    throw RankingError(
-                        group: group.key,
-                        message: "a bootstrap resample has no estimate (\(error.message(names: group.values))); "
-                            + "use an alpha above 0 or no bootstrap")
-                }
-            }
-        } catch let error as BradleyTerryError {
-            throw RankingError(group: group.key, message: error.message(names: group.values))
-        } catch let error as RankingError {
-            throw error
         } catch {
-            preconditionFailure("unexpected error \(error)")
+            throw RankingError(group: group.key, message: error.message(names: group.values))
+        }
+        var bounds: ConfidenceBounds? = nil
+        if options.resamples > 0 {
+            let rng = StableRandom(seed: options.seed, key: group.key.description)
+            let resamples = BradleyTerry.resamples(of: group.wins, count: options.resamples, using: rng)
+            do {
+                bounds = try BradleyTerry.bootstrapBounds(
+                    resamples: resamples, alpha: options.alpha, point: point.params)
+            } catch {
+                throw RankingError(
+                    group: group.key,
+                    message: "a bootstrap resample has no estimate (\(error.message(names: group.values))); "
+                        + "use an alpha above 0 or no bootstrap")
+            }
         }
         let values = BradleyTerry.order(point.params, names: group.values).enumerated().map { position, item in
             ValueScore(
