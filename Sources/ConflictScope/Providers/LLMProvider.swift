@@ -85,7 +85,9 @@ public protocol LLMProvider: Sendable {
 
 /// FNV-1a based stable hashes (Swift's `Hasher` is randomised per process).
 public enum StableHash {
-    public static func fnv64(_ text: String, basis: UInt64 = 0xCBF2_9CE4_8422_2325) -> UInt64 {
+    public static let fnvOffsetBasis: UInt64 = 0xCBF2_9CE4_8422_2325
+
+    public static func fnv64(_ text: String, basis: UInt64 = fnvOffsetBasis) -> UInt64 {
         var hash = basis
         for byte in text.utf8 {
             hash ^= UInt64(byte)

@@ -28,12 +28,7 @@ public struct StableRandom: RandomNumberGenerator, Sendable {
 
     /// Mixes a seed and a key with 64-bit FNV-1a, which is fixed forever, unlike `Hasher`.
     public static func derive(seed: UInt64, key: String) -> UInt64 {
-        var hash: UInt64 = 0xCBF2_9CE4_8422_2325 ^ seed
-        for byte in key.utf8 {
-            hash ^= UInt64(byte)
-            hash &*= 0x0000_0100_0000_01B3
-        }
-        return hash
+        StableHash.fnv64(key, basis: StableHash.fnvOffsetBasis ^ seed)
     }
 
     public mutating func next() -> UInt64 {
