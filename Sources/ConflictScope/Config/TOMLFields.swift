@@ -90,7 +90,7 @@ final class TOMLFields {
         return TOMLFields(table, path: key(name), source: source)
     }
 
-    /// Sub-tables keyed by name, in the file's order.
+    /// Sub-tables keyed by name, in name order (TOMLKit keeps tables sorted, not in file order).
     func tables() throws -> [(name: String, fields: TOMLFields)] {
         try table.keys.map { name in
             guard let sub = try table(name) else { preconditionFailure("listed key vanished") }
@@ -116,27 +116,36 @@ struct TOMLSource {
         self.lines = text.split(separator: "\n", omittingEmptySubsequences: false)
     }
 
-    /// Best-effort line of a dotted key: its table header, then the key inside it (or a dotted key
-    /// written inline, `a.b = ...`). Nil when the text does not show it plainly.
+    /// Best-effort line of a dotted key: its table header, the key inside it, or the line of the
+    /// longest written prefix (a key inside an inline table `a = { b = 1 }` is found at `a`). Nil
+    /// when the text does not show it, such as a table that is missing.
     func line(of dottedKey: String) -> Int? {
         let parts = dottedKey.split(separator: ".").map(String.init)
+        guard !parts.isEmpty else { return nil }
         var currentTable: [String] = []
+        var best: (length: Int, line: Int)? = nil
         for (index, raw) in lines.enumerated() {
             let line = raw.trimmingCharacters(in: .whitespaces)
-            if line.hasPrefix("[") {
-                let name = line.trimmingCharacters(in: CharacterSet(charactersIn: "[] "))
-                currentTable = name.split(separator: ".").map { $0.trimmingCharacters(in: .whitespaces) }
-                currentTable = currentTable.map { $0.trimmingCharacters(in: CharacterSet(charactersIn: "\"")) }
+            if line.hasPrefix("#") { continue }
+            if line.hasPrefix("["), let close = line.lastIndex(of: "]") {
+                // Cut at the closing bracket so a trailing comment is not part of the name.
+                let name = line[..<close].trimmingCharacters(in: CharacterSet(charactersIn: "[] "))
+                currentTable = name.split(separator: ".").map {
+                    $0.trimmingCharacters(in: CharacterSet(charactersIn: "\" ").union(.whitespaces))
+                }
                 if currentTable == parts { return index + 1 }
                 continue
             }
-            guard let equals = line.firstIndex(of: "="), !line.hasPrefix("#") else { continue }
+            guard let equals = line.firstIndex(of: "=") else { continue }
             let key = line[..<equals].split(separator: ".").map {
                 $0.trimmingCharacters(in: CharacterSet(charactersIn: "\" ").union(.whitespaces))
             }
             let full = currentTable + key
             if full.count >= parts.count && Array(full.prefix(parts.count)) == parts { return index + 1 }
+            if full.count < parts.count && Array(parts.prefix(full.count)) == full && full.count > (best?.length ?? 0) {
+                best = (full.count, index + 1)
+            }
         }
-        return nil
+        return best?.line
     }
 }
