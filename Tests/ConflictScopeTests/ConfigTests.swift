@@ -69,8 +69,9 @@ private func expectConfigError(
     let thrown: ConfigError
     do {
         let config = try SweepConfig.parse(text, file: configFile, environment: environment)
-        Issue.record("expected a ConfigError naming \(key), but the config parsed: \(config.name)",
-                     sourceLocation: sourceLocation)
+        Issue.record(
+            "expected a ConfigError naming \(key), but the config parsed: \(config.name)",
+            sourceLocation: sourceLocation)
         return nil
     } catch let error as ConfigError {
         thrown = error
@@ -79,8 +80,9 @@ private func expectConfigError(
         return nil
     }
     let description = thrown.description
-    #expect(!description.contains("\n") && !description.contains("\r"),
-            "error is not one line: \(description)", sourceLocation: sourceLocation)
+    #expect(
+        !description.contains("\n") && !description.contains("\r"),
+        "error is not one line: \(description)", sourceLocation: sourceLocation)
     #expect(description.contains(key), "error does not name \(key): \(description)", sourceLocation: sourceLocation)
     #expect(thrown.file == configFile, sourceLocation: sourceLocation)
     #expect(description.hasPrefix(configFile + ":"), sourceLocation: sourceLocation)
@@ -89,8 +91,9 @@ private func expectConfigError(
         #expect(thrown.line == expected, "wrong line in: \(description)", sourceLocation: sourceLocation)
         #expect(description.hasPrefix("\(configFile):\(expected): "), sourceLocation: sourceLocation)
     case .absent:
-        #expect(thrown.line == nil, "claims a line for a key not in the text: \(description)",
-                sourceLocation: sourceLocation)
+        #expect(
+            thrown.line == nil, "claims a line for a key not in the text: \(description)",
+            sourceLocation: sourceLocation)
     case .unchecked:
         break
     }
@@ -306,14 +309,15 @@ struct ConfigTests {
     // MARK: - Conditions, syntax, missing tables
 
     @Test func steeredRankingMissingAValue() {
-        let text = minimalConfig + """
+        let text =
+            minimalConfig + """
 
 
-            [conditions.default]
+                [conditions.default]
 
-            [conditions.steered]
-            target_ranking.hhh = ["honesty", "helpfulness"]
-            """
+                [conditions.steered]
+                target_ranking.hhh = ["honesty", "helpfulness"]
+                """
         let error = expectConfigError(
             text, naming: "conditions.steered.target_ranking.hhh",
             line: .at(lineNumber(of: "target_ranking.hhh", in: text)!))
@@ -321,14 +325,15 @@ struct ConfigTests {
     }
 
     @Test func steeredRankingWithAValueTwice() {
-        let text = minimalConfig + """
+        let text =
+            minimalConfig + """
 
 
-            [conditions.default]
+                [conditions.default]
 
-            [conditions.steered]
-            target_ranking.hhh = ["honesty", "honesty", "helpfulness", "harmlessness"]
-            """
+                [conditions.steered]
+                target_ranking.hhh = ["honesty", "honesty", "helpfulness", "harmlessness"]
+                """
         expectConfigError(
             text, naming: "conditions.steered.target_ranking.hhh",
             line: .at(lineNumber(of: "target_ranking.hhh", in: text)!))
@@ -423,7 +428,8 @@ struct ConfigTests {
 
         let paper = try #require(config.valueSet(named: "paper"))
         #expect(paper.valueNames == ["zeal", "care", "mercy"])
-        #expect(paper.definition(of: "care") == "The assistant looks after the user's wellbeing, \"even\" when not asked.")
+        #expect(
+            paper.definition(of: "care") == "The assistant looks after the user's wellbeing, \"even\" when not asked.")
         #expect(paper.pairs.map { "\($0.0)-\($0.1)" } == ["zeal-care", "zeal-mercy", "care-mercy"])
         #expect(config.models["sim-a"]?.simulated?.utilities[.open]?["zeal"] == 0.5)
         #expect(config.storePath == folder.appendingPathComponent("custom.sqlite").path)
@@ -437,7 +443,8 @@ struct ConfigTests {
                 of: "utilities.mcq = { helpfulness = 1.0, honesty = 0.5, harmlessness = -0.5 }", with: "")
 
         // A file that is not there.
-        let missingFile = inserting("\n[value_sets.mine]\nfile = \"absent.json\"", after: #"value_sets = ["mine"]"#, in: base)
+        let missingFile = inserting(
+            "\n[value_sets.mine]\nfile = \"absent.json\"", after: #"value_sets = ["mine"]"#, in: base)
         expectConfigError(
             missingFile, naming: "value_sets.mine.file", line: .at(lineNumber(of: "absent.json", in: missingFile)!))
 
@@ -474,8 +481,9 @@ struct ConfigTests {
 
     @Test func valueSetNeedsTwoValues() {
         #expect(valueSetError(#"{"solo": "Alone."}"#)?.description.contains("at least two values") == true)
-        #expect(valueSetError(#"{"values": [{"name": "solo", "definition": "Alone."}]}"#)?.description
-            .contains("at least two values") == true)
+        #expect(
+            valueSetError(#"{"values": [{"name": "solo", "definition": "Alone."}]}"#)?.description
+                .contains("at least two values") == true)
         #expect(valueSetError("{}")?.description.contains("at least two values") == true)
     }
 
@@ -505,14 +513,17 @@ struct ConfigTests {
 
     @Test func valueSetRejectsEmptyNamesAndDefinitions() {
         #expect(valueSetError(#"{"care": "", "zeal": "Two."}"#)?.description.contains("\"care\"") == true)
-        #expect(valueSetError(#"{"values": [{"name": "", "definition": "One."}, {"name": "zeal", "definition": "Two."}]}"#)?
-            .description.contains("values[0]") == true)
+        #expect(
+            valueSetError(#"{"values": [{"name": "", "definition": "One."}, {"name": "zeal", "definition": "Two."}]}"#)?
+                .description.contains("values[0]") == true)
         #expect(valueSetError("[1, 2]")?.description.contains("not a JSON object") == true)
     }
 
     @Test func valueSetAcceptsBothFormats() throws {
         let ours = try ValueSet.parse(
-            Data(#"{"name": "x", "values": [{"name": "b-side", "definition": "B."}, {"name": "a_side", "definition": "A."}]}"#.utf8),
+            Data(
+                #"{"name": "x", "values": [{"name": "b-side", "definition": "B."}, {"name": "a_side", "definition": "A."}]}"#
+                    .utf8),
             source: "ours.json", name: "ours")
         #expect(ours.name == "ours")
         #expect(ours.valueNames == ["b-side", "a_side"])
