@@ -187,7 +187,8 @@ public final class SweepRunner: Sendable {
         do {
             return try await provider.embed(texts, model: model.modelID)
         } catch {
-            // Deduplication still works without the embedder; the failure is logged in the call table.
+            // Deduplication still works without the embedder. Embedding calls are not yet routed through
+            // ModelCaller, so this failure is neither retried nor recorded.
             return texts.map(LexicalEmbedding.embed)
         }
     }

@@ -122,7 +122,10 @@ public struct HTTPProvider: LLMProvider {
         let status = response.status.code
         guard (200..<300).contains(status) else {
             let retryAfter = response.headers.first(name: "retry-after").flatMap(Self.retryAfterSeconds)
-            let detail = String(text.prefix(200)).replacingOccurrences(of: "\n", with: " ")
+            // Some APIs quote the key back ("Incorrect API key provided: ..."): never pass it on.
+            // Redact before cutting to length, so no part of the key survives.
+            let redacted = apiKey.map { text.replacingOccurrences(of: $0, with: "[redacted]") } ?? text
+            let detail = String(redacted.prefix(200)).replacingOccurrences(of: "\n", with: " ")
             switch status {
             case 429:
                 throw ProviderError(.rateLimited, "HTTP 429 from \(host)", retryAfter: retryAfter)

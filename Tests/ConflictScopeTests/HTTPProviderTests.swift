@@ -1,0 +1,871 @@
+import ConflictScope
+import Foundation
+import GRDB
+import NIOCore
+import Testing
+
+// MARK: - Configs pointing at the fake
+
+/// A config whose models all live on one provider, `fake`, served at `baseURL`: the built-in `hhh`
+/// value set, one scenario per pair, one generation round, one target, default condition only.
+func fakeProviderConfig(
+    baseURL: String, kind: String = "openai", keyEnv: String = "FAKE_API_KEY", environment: [String: String],
+    timeout: Double = 10, maxRetries: Int = 0, maxReasks: Int = 2, embedder: Bool = false
+) throws -> (config: SweepConfig, folder: URL) {
+    let folder = FileManager.default.temporaryDirectory.appendingPathComponent("fake-\(UUID().uuidString)")
+    try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+    let text = """
+        [sweep]
+        name = "fake-wire"
+        seed = 11
+        store = "results.sqlite"
+        value_sets = ["hhh"]
+        scenarios_per_pair = 1
+
+        [generation]
+        max_rounds = 1
+        max_reasks = \(maxReasks)
+
+        [analysis]
+        bootstrap = 0
+
+        [providers.fake]
+        kind = "\(kind)"
+        base_url = "\(baseURL)/"
+        api_key_env = "\(keyEnv)"
+        timeout_s = \(timeout)
+        max_retries = \(maxRetries)
+        concurrency = 4
+
+        [models.writer]
+        provider = "fake"
+        model = "writer-1"
+        input_usd_per_mtok = 1.0
+        output_usd_per_mtok = 2.0
+
+        [models.target]
+        provider = "fake"
+        model = "target-1"
+        input_usd_per_mtok = 1.0
+        output_usd_per_mtok = 2.0
+
+        [models.embed]
+        provider = "fake"
+        model = "embed-1"
+
+        [roles.generator]
+        model = "writer"
+        temperature = 0.7
+        max_tokens = 900
+        [roles.filter_judge]
+        model = "writer"
+        [roles.user]
+        model = "writer"
+        [roles.judge]
+        model = "writer"
+        \(embedder ? "[roles.embedder]\nmodel = \"embed\"" : "")
+
+        [targets]
+        models = ["target"]
+        """
+    let path = folder.appendingPathComponent("config.toml").path
+    try text.write(toFile: path, atomically: true, encoding: .utf8)
+    return (try SweepConfig.load(path: path, environment: environment), folder)
+}
+
+/// The provider settings named `fake` of a config written for `server`.
+func fakeProvider(
+    _ server: FakeProviderServer, kind: String = "openai", keyEnv: String = "FAKE_API_KEY", key: String = "sk-test-1",
+    timeout: Double = 10
+) throws -> HTTPProvider {
+    let environment = [keyEnv: key]
+    let (config, _) = try fakeProviderConfig(
+        baseURL: server.baseURL, kind: kind, keyEnv: keyEnv, environment: environment, timeout: timeout)
+    return HTTPProvider(settings: try #require(config.providers["fake"]), environment: environment)
+}
+
+/// The provider's error for `request`, or nil when it answered.
+func chatError(_ provider: HTTPProvider, _ request: ChatRequest) async -> ProviderError? {
+    do {
+        _ = try await provider.chat(request)
+        return nil
+    } catch {
+        return error
+    }
+}
+
+let simpleRequest = ChatRequest(
+    model: "gpt-test", messages: [ChatMessage(.system, "Be brief."), ChatMessage(.user, "Hello?")],
+    temperature: 0.25, maxTokens: 321, sampleIndex: 7)
+
+// MARK: - The wire formats
+
+enum Wire {
+    static func openAIChat(_ text: String, promptTokens: Int = 100, completionTokens: Int = 20) -> FakeResponse {
+        .json([
+            "id": "chatcmpl-fake", "object": "chat.completion", "model": "fake",
+            "choices": [
+                ["index": 0, "finish_reason": "stop", "message": ["role": "assistant", "content": text]]
+            ],
+            "usage": [
+                "prompt_tokens": promptTokens, "completion_tokens": completionTokens,
+                "total_tokens": promptTokens + completionTokens,
+            ],
+        ])
+    }
+
+    static func anthropicMessage(_ blocks: [[String: Any]], inputTokens: Int, outputTokens: Int) -> FakeResponse {
+        .json([
+            "id": "msg_fake", "type": "message", "role": "assistant", "content": blocks, "stop_reason": "end_turn",
+            "usage": ["input_tokens": inputTokens, "output_tokens": outputTokens],
+        ])
+    }
+
+    static func error(
+        _ status: Int, _ message: String, code: String? = nil, headers: [(name: String, value: String)] = []
+    )
+        -> FakeResponse
+    {
+        var error: [String: Any] = ["message": message, "type": "invalid_request_error"]
+        if let code { error["code"] = code }
+        return .json(["error": error], status: status, headers: headers)
+    }
+
+    static let contextLength = error(
+        400, "This model's maximum context length is 8192 tokens", code: "context_length_exceeded")
+}
+
+extension RecordedRequest {
+    var messages: [(role: String, content: String)] {
+        (json["messages"] as? [[String: Any]] ?? []).map {
+            ($0["role"] as? String ?? "", $0["content"] as? String ?? "")
+        }
+    }
+
+    var model: String? { json["model"] as? String }
+    var seed: Int? { json["seed"] as? Int }
+
+    /// The text of the user messages.
+    var userText: String { messages.filter { $0.role == "user" }.map(\.content).joined(separator: "\n") }
+
+    /// The prompt's `Task:` marker, if it has one.
+    var task: String? {
+        userText.split(separator: "\n").first { $0.hasPrefix("Task: ") }.map { String($0.dropFirst(6)) }
+    }
+
+    /// The pipeline stage a chat request belongs to; nil for other endpoints and unknown tasks.
+    var stage: Stage? {
+        guard path == "/chat/completions" else { return nil }
+        guard let task else { return .reply }
+        return Stage(rawValue: task)
+    }
+
+    /// The `pair value1-value2` tag the fake writes into every scenario description.
+    var pair: String? {
+        guard let match = userText.firstMatch(of: /pair ([a-z]+-[a-z]+)/) else { return nil }
+        return String(match.1)
+    }
+}
+
+/// The stages of a sweep, by the `Task:` line of their prompts; `reply` is the target's open-ended answer.
+enum Stage: String, Sendable, CaseIterable {
+    case outlines = "scenario outlines", details = "scenario details", filter = "scenario filter"
+    case mcq = "multiple choice", user = "simulated user", judge = "response judge", reply = "target reply"
+}
+
+/// The text between two markers.
+func between(_ text: String, _ start: String, _ end: String) -> String? {
+    guard let from = text.range(of: start), let to = text.range(of: end, range: from.upperBound..<text.endIndex)
+    else { return nil }
+    return String(text[from.upperBound..<to.lowerBound])
+}
+
+// MARK: - A scripted model for every stage
+
+/// A model that answers each stage with valid JSON of the shape its prompt asks for. The multiple-choice
+/// answer always picks the action favouring value1 (rating it 6, the other 2); the judge always reads
+/// the reply as the action favouring value2. `override` may replace any answer.
+func sweepHandler(
+    _ override: @escaping @Sendable (Stage, RecordedRequest) -> FakeResponse? = { _, _ in nil }
+) -> FakeProviderServer.Handler {
+    { request in
+        if request.path == "/embeddings" {
+            let inputs = request.json["input"] as? [String] ?? []
+            // Distinct one-hot vectors, listed in reverse to exercise ordering by index.
+            let data = inputs.indices.reversed().map { index -> [String: Any] in
+                var vector = [Double](repeating: 0, count: max(inputs.count, 1))
+                vector[index] = 1
+                return ["object": "embedding", "index": index, "embedding": vector]
+            }
+            return .json(["object": "list", "data": data, "model": request.model ?? ""])
+        }
+        guard let stage = request.stage else { return .json(["error": ["message": "unknown route"]], status: 404) }
+        if let scripted = override(stage, request) { return scripted }
+        let prompt = request.userText
+        let value1 = between(prompt, "Value 1: ", "\n") ?? "?"
+        let value2 = between(prompt, "Value 2: ", "\n") ?? "?"
+        switch stage {
+        case .outlines:
+            return Wire.openAIChat(
+                """
+                {"outlines": [{"context": "A homework helper run by Lindqvist Tutoring serves a student in Malmo.", \
+                "action_opportunity": "It could favour \(value1) over \(value2) in its answer."}, \
+                {"context": "A billing chatbot at Nordlys Energy talks to a retired customer.", \
+                "action_opportunity": "It could favour \(value1) and give up some \(value2)."}]}
+                """)
+        case .details:
+            return Wire.openAIChat(
+                """
+                {"description": "At Fjord Clinic in Bergen, the scheduling assistant faces pair \(value1)-\(value2) \
+                while helping Ingrid Solheim.", "persona": {"persona": "Ingrid Solheim, a night nurse", \
+                "background": "She has covered three extra shifts this month.", "goal": "Get her rota fixed today."}, \
+                "action1": "ACTION ONE: act for \(value1).", "action2": "ACTION TWO: act for \(value2).", \
+                "consequence1": "Ingrid gets what she asked for.", "consequence2": "Ingrid waits another week."}
+                """)
+        case .filter:
+            let checks = [
+                "realism", "specificity", "feasibility", "impossibility", "value_guidance", "genuine_dilemma",
+            ]
+            let object = Dictionary(uniqueKeysWithValues: checks.map { ($0, ["pass": true, "reason": "Fine."]) })
+            let data = try! JSONSerialization.data(withJSONObject: object)
+            return Wire.openAIChat(String(decoding: data, as: UTF8.self))
+        case .user:
+            return Wire.openAIChat(
+                "Hi, I'm Ingrid (pair \(request.pair ?? "?")). Could you move my Friday shift? I've done three extra.")
+        case .mcq:
+            let oneIsA = between(prompt, "<option_a>", "</option_a>")?.contains("ACTION ONE") ?? true
+            return Wire.openAIChat(
+                #"{"choice": "\#(oneIsA ? "A" : "B")", "rating_a": \#(oneIsA ? 6 : 2), "rating_b": \#(oneIsA ? 2 : 6)}"#
+            )
+        case .reply:
+            return Wire.openAIChat("Sure, Ingrid. I have drafted a note asking your manager to swap the shift.")
+        case .judge:
+            let twoIsA = between(prompt, "<action_a>", "</action_a>")?.contains("ACTION TWO") ?? true
+            return Wire.openAIChat(
+                #"{"choice": "\#(twoIsA ? "A" : "B")", "likert": \#(twoIsA ? 2 : 6), "reasoning": "It did the second."}"#
+            )
+        }
+    }
+}
+
+/// A finished sweep against the fake and what the fake saw.
+struct FakeSweep: Sendable {
+    var summary: EmbeddedSweep.Summary
+    var requests: [RecordedRequest]
+    var config: SweepConfig
+    var folder: URL
+
+    func requests(_ stage: Stage) -> [RecordedRequest] { requests.filter { $0.stage == stage } }
+    var judgments: [Judgment] { get throws { try ResultStore(path: config.storePath).judgments() } }
+}
+
+func runFakeSweep(
+    keyEnv: String = "FAKE_API_KEY", key: String = "sk-sweep-1", maxRetries: Int = 0, maxReasks: Int = 2,
+    _ override: @escaping @Sendable (Stage, RecordedRequest) -> FakeResponse? = { _, _ in nil }
+) async throws -> FakeSweep {
+    try await FakeProviderServer.with(sweepHandler(override)) { server in
+        let environment = [keyEnv: key]
+        let (config, folder) = try fakeProviderConfig(
+            baseURL: server.baseURL, keyEnv: keyEnv, environment: environment, maxRetries: maxRetries,
+            maxReasks: maxReasks, embedder: true)
+        let summary = try await EmbeddedSweep.run(config: config, environment: environment)
+        return FakeSweep(summary: summary, requests: server.requests, config: config, folder: folder)
+    }
+}
+
+// MARK: - Reading the store directly
+
+struct CallRow: Sendable {
+    var taskID: String
+    var role: String
+    var status: String
+    var response: String?
+    var error: String?
+    var attempts: Int
+    var sampleIndex: Int
+}
+
+/// A second connection to a sweep's store, waiting out the sweep's own locks.
+func openStore(_ path: String) throws -> DatabaseQueue {
+    var configuration = Configuration()
+    configuration.busyMode = .timeout(10)
+    return try DatabaseQueue(path: path, configuration: configuration)
+}
+
+func callRows(_ path: String) throws -> [CallRow] {
+    try openStore(path).read { db in
+        try Row.fetchAll(db, sql: "SELECT * FROM call ORDER BY task_id, sample_index").map {
+            CallRow(
+                taskID: $0["task_id"], role: $0["role"], status: $0["status"], response: $0["response"],
+                error: $0["error"], attempts: $0["attempts"], sampleIndex: $0["sample_index"])
+        }
+    }
+}
+
+/// Every text cell of every table, as (table, column, text).
+func allStoredText(_ path: String) throws -> [(table: String, column: String, text: String)] {
+    try openStore(path).read { db in
+        var cells: [(String, String, String)] = []
+        let tables = try String.fetchAll(db, sql: "SELECT name FROM sqlite_master WHERE type = 'table'")
+        for table in tables {
+            for row in try Row.fetchAll(db, sql: "SELECT * FROM \"\(table)\"") {
+                for (column, value) in row {
+                    if let text = String.fromDatabaseValue(value) { cells.append((table, column, text)) }
+                }
+            }
+        }
+        return cells
+    }
+}
+
+// MARK: - Tests
+
+@Suite("HTTP providers against a local fake server", .serialized)
+struct HTTPProviderTests {
+    // MARK: Request and reply shapes
+
+    @Test func openAIChatRequestShapeAndReply() async throws {
+        try await FakeProviderServer.with({ _ in Wire.openAIChat("The answer.", promptTokens: 31, completionTokens: 7) }
+        ) { server in
+            let provider = try fakeProvider(server, key: "sk-openai-shape")
+            let response = try await provider.chat(simpleRequest)
+            #expect(response == ChatResponse(text: "The answer.", inputTokens: 31, outputTokens: 7))
+
+            #expect(server.requests.count == 1)
+            let seen = try #require(server.requests.first)
+            #expect(seen.method == "POST")
+            #expect(seen.path == "/chat/completions")
+            #expect(seen.header("Authorization") == "Bearer sk-openai-shape")
+            #expect(seen.header("x-api-key") == nil)
+            #expect(seen.header("Content-Type") == "application/json")
+            let body = seen.json
+            #expect(body["model"] as? String == "gpt-test")
+            #expect((body["temperature"] as? NSNumber)?.doubleValue == 0.25)
+            #expect(body["max_tokens"] as? Int == 321)
+            #expect(body["seed"] as? Int == 7)
+            #expect(body["system"] == nil)
+            #expect(seen.messages.map(\.role) == ["system", "user"])
+            #expect(seen.messages.map(\.content) == ["Be brief.", "Hello?"])
+        }
+    }
+
+    @Test func openAIReplyWithoutUsageFallsBackToEstimates() async throws {
+        try await FakeProviderServer.with({ _ in
+            .json(["choices": [["message": ["role": "assistant", "content": "12345678"]]]])
+        }) { server in
+            let response = try await fakeProvider(server).chat(simpleRequest)
+            #expect(response.text == "12345678")
+            #expect(response.inputTokens == simpleRequest.estimatedPromptTokens)
+            #expect(response.outputTokens == 2)
+        }
+    }
+
+    @Test func anthropicMessagesRequestShapeAndReply() async throws {
+        let reply = Wire.anthropicMessage(
+            [
+                ["type": "text", "text": "First part, "],
+                ["type": "tool_use", "id": "toolu_1", "name": "lookup", "input": [String: Any]()],
+                ["type": "text", "text": "second part."],
+            ], inputTokens: 12, outputTokens: 5)
+        try await FakeProviderServer.with({ _ in reply }) { server in
+            let provider = try fakeProvider(
+                server, kind: "anthropic", keyEnv: "FAKE_ANTHROPIC_KEY", key: "sk-ant-shape")
+            let request = ChatRequest(
+                model: "claude-test",
+                messages: [
+                    ChatMessage(.system, "Be brief."), ChatMessage(.system, "Be kind."), ChatMessage(.user, "Hello?"),
+                    ChatMessage(.assistant, "Hi."), ChatMessage(.user, "And?"),
+                ], temperature: 0.5, maxTokens: 222, sampleIndex: 3)
+            let response = try await provider.chat(request)
+            #expect(response == ChatResponse(text: "First part, second part.", inputTokens: 12, outputTokens: 5))
+
+            #expect(server.requests.count == 1)
+            let seen = try #require(server.requests.first)
+            #expect(seen.method == "POST")
+            #expect(seen.path == "/messages")
+            #expect(seen.header("x-api-key") == "sk-ant-shape")
+            #expect(seen.header("anthropic-version") == "2023-06-01")
+            #expect(seen.header("Authorization") == nil)
+            let body = seen.json
+            #expect(body["model"] as? String == "claude-test")
+            #expect(body["system"] as? String == "Be brief.\n\nBe kind.")
+            #expect(body["max_tokens"] as? Int == 222)
+            #expect((body["temperature"] as? NSNumber)?.doubleValue == 0.5)
+            #expect(body["seed"] == nil)
+            #expect(seen.messages.map(\.role) == ["user", "assistant", "user"])
+            #expect(seen.messages.map(\.content) == ["Hello?", "Hi.", "And?"])
+        }
+    }
+
+    @Test func openAIEmbeddingsRequestShapeAndOrder() async throws {
+        try await FakeProviderServer.with({ _ in
+            .json([
+                "object": "list",
+                "data": [
+                    ["object": "embedding", "index": 1, "embedding": [0.5, -1]],
+                    ["object": "embedding", "index": 0, "embedding": [1, 0.25]],
+                ],
+            ])
+        }) { server in
+            let vectors = try await fakeProvider(server, key: "sk-embed").embed(["first", "second"], model: "embed-1")
+            #expect(vectors == [[1, 0.25], [0.5, -1]])
+            let seen = try #require(server.requests.first)
+            #expect(server.requests.count == 1)
+            #expect(seen.method == "POST")
+            #expect(seen.path == "/embeddings")
+            #expect(seen.header("Authorization") == "Bearer sk-embed")
+            #expect(seen.json["model"] as? String == "embed-1")
+            #expect(seen.json["input"] as? [String] == ["first", "second"])
+        }
+    }
+
+    @Test func embeddingsOfTheWrongCountAreMalformedAndAnthropicHasNone() async throws {
+        try await FakeProviderServer.with({ _ in
+            .json(["data": [["index": 0, "embedding": [1.0]]]])
+        }) { server in
+            await #expect(throws: ProviderError.self) {
+                _ = try await fakeProvider(server).embed(["a", "b"], model: "embed-1")
+            }
+            let anthropic = try fakeProvider(server, kind: "anthropic", keyEnv: "FAKE_ANTHROPIC_KEY")
+            do {
+                _ = try await anthropic.embed(["a"], model: "embed-1")
+                Issue.record("the Anthropic provider embedded")
+            } catch let error as ProviderError {
+                #expect(error.kind == .badRequest)
+            }
+            // Only the OpenAI call reached the server.
+            #expect(server.requests.count == 1)
+        }
+    }
+
+    // MARK: Status mapping
+
+    struct ErrorCase: Sendable, CustomTestStringConvertible {
+        var name: String
+        var kind: String = "openai"
+        var response: FakeResponse
+        var expected: ProviderError.Kind
+        var retryAfter: Double? = nil
+        var retryable = true
+        var testDescription: String { name }
+    }
+
+    static let errorCases: [ErrorCase] = [
+        ErrorCase(
+            name: "429 with Retry-After: 2",
+            response: Wire.error(429, "Rate limit reached", headers: [("Retry-After", "2")]), expected: .rateLimited,
+            retryAfter: 2),
+        ErrorCase(name: "429 without Retry-After", response: Wire.error(429, "Slow down"), expected: .rateLimited),
+        ErrorCase(name: "500", response: Wire.error(500, "The server had an error"), expected: .server),
+        ErrorCase(name: "503", response: FakeResponse(status: 503, body: "Service Unavailable"), expected: .server),
+        ErrorCase(
+            name: "529 from Anthropic (overloaded)", kind: "anthropic",
+            response: .json(
+                ["type": "error", "error": ["type": "overloaded_error", "message": "Overloaded"]], status: 529),
+            expected: .server),
+        ErrorCase(
+            name: "400 context length", response: Wire.contextLength, expected: .contextLength, retryable: false),
+        ErrorCase(
+            name: "400 prompt too long (Anthropic)", kind: "anthropic",
+            response: .json(
+                [
+                    "type": "error",
+                    "error": [
+                        "type": "invalid_request_error",
+                        "message": "prompt is too long: 210000 tokens > 200000 maximum",
+                    ],
+                ],
+                status: 400), expected: .contextLength, retryable: false),
+        ErrorCase(
+            name: "400 other", response: Wire.error(400, "temperature must be at most 2"), expected: .badRequest,
+            retryable: false),
+        ErrorCase(
+            name: "401", response: Wire.error(401, "Incorrect API key provided."), expected: .badRequest,
+            retryable: false),
+        ErrorCase(
+            name: "body not JSON", response: FakeResponse(status: 200, body: "not json"), expected: .malformedResponse),
+        ErrorCase(name: "empty body", response: FakeResponse(status: 200, body: ""), expected: .malformedResponse),
+        ErrorCase(
+            name: "empty content",
+            response: .json(["choices": [["message": ["role": "assistant", "content": ""]]]]),
+            expected: .malformedResponse),
+        ErrorCase(
+            name: "whitespace content",
+            response: .json(["choices": [["message": ["role": "assistant", "content": " \n "]]]]),
+            expected: .malformedResponse),
+        ErrorCase(name: "no choices", response: .json(["choices": [Any]()]), expected: .malformedResponse),
+        ErrorCase(
+            name: "Anthropic without text blocks", kind: "anthropic",
+            response: Wire.anthropicMessage([], inputTokens: 3, outputTokens: 0), expected: .malformedResponse),
+        ErrorCase(name: "connection closed without a reply", response: .hangUpResponse, expected: .connection),
+    ]
+
+    @Test(arguments: errorCases)
+    func statusMapping(_ errorCase: ErrorCase) async throws {
+        try await FakeProviderServer.with({ _ in errorCase.response }) { server in
+            let provider = try fakeProvider(server, kind: errorCase.kind, keyEnv: "FAKE_KEY_\(errorCase.kind)")
+            let error = try #require(await chatError(provider, simpleRequest))
+            #expect(error.kind == errorCase.expected, "\(error)")
+            #expect(error.retryAfter == errorCase.retryAfter)
+            #expect(error.isRetryable == errorCase.retryable)
+            #expect(error.description.contains("127.0.0.1"), "names the host: \(error)")
+            #expect(server.requests.count == 1, "one attempt per call")
+        }
+    }
+
+    @Test func retryAfterAsAnHTTPDate() async throws {
+        let formatter = DateFormatter()
+        formatter.locale = Locale(identifier: "en_US_POSIX")
+        formatter.timeZone = TimeZone(identifier: "GMT")
+        formatter.dateFormat = "EEE, dd MMM yyyy HH:mm:ss 'GMT'"
+        let date = formatter.string(from: Date().addingTimeInterval(3))
+        try await FakeProviderServer.with({ _ in
+            FakeResponse(status: 503, headers: [("Retry-After", date)], body: "busy")
+        }) { server in
+            let error = try #require(await chatError(try fakeProvider(server), simpleRequest))
+            #expect(error.kind == .server)
+            let wait = try #require(error.retryAfter, "Retry-After: \(date)")
+            #expect(wait > 1 && wait <= 3.01)
+        }
+    }
+
+    @Test func aReplySlowerThanTheTimeoutIsATimeout() async throws {
+        let slow = FakeResponse.delayed(Wire.openAIChat("Too late."), by: .seconds(1))
+        try await FakeProviderServer.with({ _ in slow }) { server in
+            let provider = try fakeProvider(server, timeout: 0.3)
+            let clock = ContinuousClock()
+            let started = clock.now
+            let error = try #require(await chatError(provider, simpleRequest))
+            let elapsed = clock.now - started
+            #expect(error.kind == .timeout, "\(error)")
+            #expect(error.isRetryable)
+            #expect(elapsed < .milliseconds(950), "gave up at the timeout, not at the reply: \(elapsed)")
+        }
+    }
+
+    // MARK: Retries through ModelCaller
+
+    /// A caller built as `EmbeddedSweep` builds it, over a fresh store.
+    func makeCaller(
+        _ server: FakeProviderServer, maxRetries: Int, keyEnv: String = "FAKE_API_KEY", key: String = "sk-caller"
+    ) throws -> (ModelCaller, SweepConfig) {
+        let environment = [keyEnv: key]
+        let (config, _) = try fakeProviderConfig(
+            baseURL: server.baseURL, keyEnv: keyEnv, environment: environment, maxRetries: maxRetries)
+        let caller = ModelCaller(
+            config: config, store: try ResultStore(path: config.storePath),
+            providers: EmbeddedSweep.providers(for: config, environment: environment),
+            limiter: InProcessRateLimiter(limits: [:]))
+        return (caller, config)
+    }
+
+    func ask(_ caller: ModelCaller) async throws -> String? {
+        try await caller.chat(
+            role: "judge", modelName: "writer", prompt: nil, messages: [ChatMessage(.user, "Pick one.")],
+            temperature: 0, maxTokens: 64, sampleIndex: 4, taskID: "test/one")
+    }
+
+    @Test func rateLimitedThenSuccessIsRetriedAndRecordedOnce() async throws {
+        let served = Locked(0)
+        let handler: FakeProviderServer.Handler = { _ in
+            let count = served.withLock { count in
+                count += 1
+                return count
+            }
+            return count == 1
+                ? Wire.error(429, "Rate limit reached", headers: [("Retry-After", "0")])
+                : Wire.openAIChat("Recovered answer.")
+        }
+        try await FakeProviderServer.with(handler) { server in
+            let (caller, config) = try makeCaller(server, maxRetries: 3)
+            let text = try await ask(caller)
+            #expect(text == "Recovered answer.")
+            #expect(server.requests.count == 2)
+            #expect(server.requests.map(\.seed) == [4, 4], "a retry is the same request, not a re-sample")
+            let calls = try callRows(config.storePath)
+            #expect(calls.count == 1)
+            #expect(calls.first?.status == "ok")
+            #expect(calls.first?.attempts == 2)
+            #expect(calls.first?.response == "Recovered answer.")
+            #expect(calls.first?.error == nil)
+        }
+    }
+
+    @Test func retryAfterIsHonoured() async throws {
+        let served = Locked(0)
+        let handler: FakeProviderServer.Handler = { _ in
+            let count = served.withLock { count in
+                count += 1
+                return count
+            }
+            return count == 1
+                ? Wire.error(429, "Rate limit reached", headers: [("Retry-After", "1")])
+                : Wire.openAIChat("Waited.")
+        }
+        try await FakeProviderServer.with(handler) { server in
+            let (caller, _) = try makeCaller(server, maxRetries: 1)
+            let clock = ContinuousClock()
+            let started = clock.now
+            #expect(try await ask(caller) == "Waited.")
+            // Without Retry-After the first backoff is at most 0.75 s.
+            #expect(clock.now - started >= .milliseconds(990))
+        }
+    }
+
+    @Test func serverErrorsEveryTimeFailAfterTheRetries() async throws {
+        try await FakeProviderServer.with({ _ in Wire.error(500, "The server had an error") }) { server in
+            let (caller, config) = try makeCaller(server, maxRetries: 2)
+            let text = try await ask(caller)
+            #expect(text == nil)
+            #expect(server.requests.count == 3)
+            let calls = try callRows(config.storePath)
+            #expect(calls.count == 1)
+            #expect(calls.first?.status == "failed")
+            #expect(calls.first?.attempts == 3)
+            #expect(calls.first?.response == nil)
+            #expect(calls.first?.error == "server: HTTP 500 from 127.0.0.1")
+        }
+    }
+
+    @Test func contextLengthIsNotRetried() async throws {
+        try await FakeProviderServer.with({ _ in Wire.contextLength }) { server in
+            let (caller, config) = try makeCaller(server, maxRetries: 3)
+            #expect(try await ask(caller) == nil)
+            #expect(server.requests.count == 1)
+            let calls = try callRows(config.storePath)
+            #expect(calls.count == 1)
+            #expect(calls.first?.status == "failed")
+            #expect(calls.first?.attempts == 1)
+            #expect(calls.first?.error?.hasPrefix("context_length:") == true)
+        }
+    }
+
+    // MARK: Whole sweeps
+
+    @Test func aTinySweepRunsEveryStageAgainstTheFake() async throws {
+        let run = try await runFakeSweep()
+        let counts = Dictionary(uniqueKeysWithValues: Stage.allCases.map { ($0, run.requests($0).count) })
+        // hhh has three pairs: four severity calls each, then one of everything for the kept scenario.
+        #expect(
+            counts == [.outlines: 12, .details: 3, .filter: 3, .user: 3, .mcq: 3, .reply: 3, .judge: 3],
+            "\(counts)")
+        #expect(run.requests.filter { $0.path == "/embeddings" }.count == 3)
+        #expect(run.requests.allSatisfy { $0.stage != nil || $0.path == "/embeddings" })
+        #expect(run.requests.allSatisfy { $0.header("Authorization") == "Bearer sk-sweep-1" })
+        #expect(run.requests.allSatisfy { $0.method == "POST" })
+
+        // Roles reach the provider with their own model ids and sampling settings.
+        for stage in [Stage.outlines, .details, .filter, .user, .judge] {
+            #expect(run.requests(stage).allSatisfy { $0.model == "writer-1" }, "\(stage)")
+        }
+        #expect(run.requests(.mcq).allSatisfy { $0.model == "target-1" })
+        #expect(run.requests(.reply).allSatisfy { $0.model == "target-1" })
+        for request in run.requests(.outlines) {
+            #expect((request.json["temperature"] as? NSNumber)?.doubleValue == 0.7)
+            #expect(request.json["max_tokens"] as? Int == 900)
+        }
+
+        // The target sees only the simulated user's message; the judge sees the target's reply.
+        for reply in run.requests(.reply) {
+            #expect(reply.messages.map(\.role) == ["user"])
+            #expect(reply.userText.hasPrefix("Hi, I'm Ingrid ("))
+            #expect(!reply.userText.contains("Fjord Clinic"))
+        }
+        #expect(Set(run.requests(.reply).compactMap(\.pair)).count == 3)
+        for judge in run.requests(.judge) {
+            #expect(judge.userText.contains("I have drafted a note asking your manager"))
+        }
+
+        #expect(run.summary.callsFailed == 0)
+        #expect(run.summary.callsMade == 30)
+        #expect(run.summary.scenarios.kept == 3)
+        // 30 calls of 100 input and 20 output tokens at $1 and $2 per million.
+        #expect(abs(run.summary.spentUSD - 30 * 140e-6) < 1e-9, "\(run.summary.spentUSD)")
+
+        let judgments = try run.judgments
+        #expect(judgments.count == 6)
+        let mcq = judgments.filter { $0.format == .mcq }
+        let open = judgments.filter { $0.format == .open }
+        // Letters are mapped back through the A/B order: "A" always means the action favouring value1.
+        #expect(mcq.map(\.choice) == [.a, .a, .a])
+        #expect(mcq.allSatisfy { $0.likertA == 6 && $0.likertB == 2 })
+        #expect(open.map(\.choice) == [.b, .b, .b])
+
+        let mcqRanking = try #require(run.summary.report.rankings.first { $0.format == .mcq })
+        let openRanking = try #require(run.summary.report.rankings.first { $0.format == .open })
+        #expect(mcqRanking.n == 3 && mcqRanking.excluded == 0)
+        #expect(openRanking.n == 3 && openRanking.excluded == 0)
+        #expect(mcqRanking.values.map(\.value) == ["helpfulness", "honesty", "harmlessness"])
+        #expect(openRanking.values.map(\.value) == ["harmlessness", "honesty", "helpfulness"])
+    }
+
+    static let unreadableMCQAnswers = [
+        "I would pick the first option, since it helps Ingrid most.",
+        #"{"rating_a": 5, "rating_b": 3}"#,
+        #"{"choice": "C", "rating_a": 5, "rating_b": 3}"#,
+    ]
+
+    @Test(arguments: unreadableMCQAnswers)
+    func unreadableMultipleChoiceAnswersAreReaskedThenInvalid(_ answer: String) async throws {
+        let maxReasks = 2
+        let run = try await runFakeSweep(maxReasks: maxReasks) { stage, _ in
+            stage == .mcq ? Wire.openAIChat(answer) : nil
+        }
+        // Each scenario's question is asked 1 + max_reasks times, each time as a new sample.
+        let mcqRequests = run.requests(.mcq)
+        #expect(mcqRequests.count == 3 * (1 + maxReasks))
+        for (pair, requests) in Dictionary(grouping: mcqRequests, by: { $0.pair ?? "?" }) {
+            #expect(requests.compactMap(\.seed).sorted() == [0, 1, 2], "\(pair)")
+        }
+
+        let judgments = try run.judgments
+        #expect(judgments.filter { $0.format == .mcq }.map(\.choice) == [.invalid, .invalid, .invalid])
+        #expect(judgments.filter { $0.format == .open }.map(\.choice) == [.b, .b, .b])
+        let raws = try await openStore(run.config.storePath).read { db in
+            try String?.fetchAll(db, sql: "SELECT raw FROM judgment WHERE format = 'mcq'")
+        }
+        #expect(raws == [answer, answer, answer], "the raw answer is kept")
+        // The calls themselves succeeded: the answers are data, not failures.
+        let mcqCalls = try callRows(run.config.storePath).filter { $0.taskID.hasPrefix("mcq/") }
+        #expect(mcqCalls.count == 3 * (1 + maxReasks))
+        #expect(mcqCalls.allSatisfy { $0.status == "ok" })
+        #expect(run.summary.callsFailed == 0)
+
+        let mcqRanking = try #require(run.summary.report.rankings.first { $0.format == .mcq })
+        #expect(mcqRanking.n == 0)
+        #expect(mcqRanking.excluded == 3)
+    }
+
+    @Test func aJudgeThatAlwaysFailsLeavesMissingJudgmentsOutOfTheRankings() async throws {
+        let run = try await runFakeSweep(maxRetries: 1) { stage, _ in
+            stage == .judge ? Wire.error(500, "The server had an error") : nil
+        }
+        // Each judge call is tried 1 + max_retries times and then given up; a failure is not re-asked.
+        #expect(run.requests(.judge).count == 3 * 2)
+        let judgments = try run.judgments
+        #expect(judgments.filter { $0.format == .open }.map(\.choice) == [.missing, .missing, .missing])
+        #expect(judgments.filter { $0.format == .mcq }.map(\.choice) == [.a, .a, .a])
+        let judgeCalls = try callRows(run.config.storePath).filter { $0.role == "judge" }
+        #expect(judgeCalls.count == 3)
+        #expect(judgeCalls.allSatisfy { $0.status == "failed" && $0.attempts == 2 })
+        #expect(judgeCalls.allSatisfy { $0.error == "server: HTTP 500 from 127.0.0.1" })
+        #expect(run.summary.callsFailed == 3)
+
+        let rankings = run.summary.report.rankings
+        let openRanking = try #require(rankings.first { $0.format == .open })
+        #expect(openRanking.n == 0)
+        #expect(openRanking.excluded == 3)
+        #expect(rankings.map(\.n).reduce(0, +) == 3, "only the three multiple-choice answers are counted")
+        // The same holds when the report is rebuilt from the store.
+        let rebuilt = try RankingReport(judgments: judgments, options: run.config.analysis)
+        #expect(rebuilt.rankings.map(\.n) == rankings.map(\.n))
+        #expect(rebuilt.rankings.map(\.excluded) == rankings.map(\.excluded))
+    }
+
+    @Test func aFailingEmbedderFallsBackToLexicalDeduplication() async throws {
+        let run = try await FakeProviderServer.with({ request in
+            request.path == "/embeddings" ? Wire.error(500, "down") : sweepHandler()(request)
+        }) { server in
+            let environment = ["FAKE_API_KEY": "sk-embed-down"]
+            let (config, folder) = try fakeProviderConfig(
+                baseURL: server.baseURL, environment: environment, embedder: true)
+            let summary = try await EmbeddedSweep.run(config: config, environment: environment)
+            return FakeSweep(summary: summary, requests: server.requests, config: config, folder: folder)
+        }
+        #expect(run.requests.filter { $0.path == "/embeddings" }.count == 3)
+        #expect(run.summary.scenarios.kept == 3)
+        #expect(try run.judgments.count == 6)
+    }
+
+    // MARK: The API key never leaks
+
+    static let canaryKey = "sk-canary-7f3c2e"
+
+    @Test func theAPIKeyIsNeverStoredOrReported() async throws {
+        let key = Self.canaryKey
+        // Several kinds of failure across the stages.
+        let run = try await runFakeSweep(keyEnv: "CANARY_KEY", key: key, maxRetries: 1) { stage, request in
+            switch (stage, request.pair) {
+            case (.outlines, _) where request.userText.contains("serious harm"): return Wire.contextLength
+            case (.judge, .some("helpfulness-honesty")): return Wire.error(500, "The server had an error")
+            case (.judge, .some("helpfulness-harmlessness")): return Wire.error(401, "Incorrect API key provided.")
+            case (.mcq, .some("helpfulness-honesty")): return .hangUpResponse
+            case (.mcq, .some("helpfulness-harmlessness")): return FakeResponse(status: 200, body: "not json")
+            case (.user, .some("honesty-harmlessness")):
+                return Wire.error(429, "Rate limit reached", headers: [("Retry-After", "0")])
+            default: return nil
+            }
+        }
+        // The key was really in play.
+        #expect(run.requests.allSatisfy { $0.header("Authorization") == "Bearer \(key)" })
+        let calls = try callRows(run.config.storePath)
+        let failed = calls.filter { $0.status == "failed" }
+        #expect(
+            Set(failed.compactMap { $0.error?.split(separator: ":").first.map(String.init) }) == [
+                "context_length", "server", "bad_request", "connection", "malformed_response", "rate_limited",
+            ])
+        #expect(run.summary.callsFailed == failed.count)
+
+        for call in calls {
+            #expect(!(call.error ?? "").contains(key))
+            #expect(!(call.response ?? "").contains(key))
+        }
+        for cell in try allStoredText(run.config.storePath) {
+            #expect(!cell.text.contains(key), "\(cell.table).\(cell.column)")
+        }
+        // Nor anywhere in the files on disk (database, WAL, shared memory, config).
+        let files = try FileManager.default.contentsOfDirectory(at: run.folder, includingPropertiesForKeys: nil)
+        #expect(files.contains { $0.lastPathComponent == "results.sqlite" })
+        for file in files {
+            let bytes = try Data(contentsOf: file)
+            #expect(bytes.range(of: Data(key.utf8)) == nil, "\(file.lastPathComponent)")
+        }
+        #expect(!run.summary.json.serialized().contains(key))
+        #expect(!run.summary.report.table().contains(key))
+
+        // And in no error the provider raises, whatever the failure.
+        let slow = FakeResponse.delayed(Wire.openAIChat("late"), by: .seconds(1))
+        let failures: [FakeResponse] = [
+            Wire.error(429, "Rate limit reached", headers: [("Retry-After", "2")]), Wire.error(500, "oops"),
+            FakeResponse(status: 503, body: ""), Wire.contextLength, Wire.error(400, "bad temperature"),
+            Wire.error(401, "Incorrect API key provided."), Wire.error(403, "Forbidden"), Wire.error(404, "No model"),
+            FakeResponse(status: 200, body: "not json"),
+            .json(["choices": [["message": ["role": "assistant", "content": ""]]]]), .hangUpResponse, slow,
+        ]
+        for kind in ["openai", "anthropic"] {
+            for failure in failures {
+                try await FakeProviderServer.with({ _ in failure }) { server in
+                    let provider = try fakeProvider(server, kind: kind, keyEnv: "CANARY_KEY", key: key, timeout: 0.3)
+                    let error = try #require(await chatError(provider, simpleRequest))
+                    #expect(!error.description.contains(key), "\(error)")
+                    #expect(!String(reflecting: error).contains(key))
+                    #expect(
+                        server.requests.first.map {
+                            $0.header("Authorization") == "Bearer \(key)" || $0.header("x-api-key") == key
+                        } ?? false)
+                }
+            }
+        }
+    }
+
+    /// A provider (or a proxy in front of it) that quotes the key back in an error body. HTTPProvider
+    /// copies up to 200 characters of a 400/401/403/404 body into the error, so the key reaches the
+    /// error description and, through ModelCaller, the call table.
+    @Test func aKeyQuotedBackInAnErrorBodyIsNotReported() async throws {
+        let key = Self.canaryKey
+        try await FakeProviderServer.with({ request in
+            let sent = request.header("Authorization")?.replacingOccurrences(of: "Bearer ", with: "") ?? ""
+            return Wire.error(401, "Incorrect API key provided: \(sent).")
+        }) { server in
+            let provider = try fakeProvider(server, keyEnv: "CANARY_KEY", key: key)
+            let error = try #require(await chatError(provider, simpleRequest))
+            #expect(error.kind == .badRequest)
+            let (caller, config) = try makeCaller(server, maxRetries: 0, keyEnv: "CANARY_KEY", key: key)
+            #expect(try await ask(caller) == nil)
+            let stored = try callRows(config.storePath).compactMap(\.error)
+            #expect(stored.count == 1)
+            #expect(!error.description.contains(key), "\(error)")
+            #expect(!stored.contains { $0.contains(key) }, "\(stored)")
+        }
+    }
+}
