@@ -38,9 +38,11 @@ public struct HTTPProvider: LLMProvider {
             // Deliberate re-sampling reaches the provider as its seed, where it supports one.
             body["seed"] = request.sampleIndex
             let object = try await post(path: "/chat/completions", body: body)
-            guard let choices = object["choices"] as? [[String: Any]], let message = choices.first?["message"] as? [String: Any]
+            guard let choices = object["choices"] as? [[String: Any]],
+                let message = choices.first?["message"] as? [String: Any]
             else { throw ProviderError(.malformedResponse, "no choices[0].message in the reply from \(host)") }
-            guard let text = message["content"] as? String, !text.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty
+            guard let text = message["content"] as? String,
+                !text.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty
             else { throw ProviderError(.malformedResponse, "empty content in the reply from \(host)") }
             let usage = object["usage"] as? [String: Any]
             return ChatResponse(
@@ -72,7 +74,8 @@ public struct HTTPProvider: LLMProvider {
 
     public func embed(_ texts: [String], model: String) async throws(ProviderError) -> [[Double]] {
         guard format == .openAI else {
-            throw ProviderError(.badRequest, "the Anthropic API has no embeddings endpoint; use an OpenAI-compatible one")
+            throw ProviderError(
+                .badRequest, "the Anthropic API has no embeddings endpoint; use an OpenAI-compatible one")
         }
         let object = try await post(path: "/embeddings", body: ["model": model, "input": texts])
         guard let data = object["data"] as? [[String: Any]], data.count == texts.count else {
