@@ -9,6 +9,11 @@ public final class SweepRunner: Sendable {
     let caller: ModelCaller
     let queue: any TaskQueue
 
+    /// Targets answer at temperature 0 with these token limits (multiple choice; open-ended reply).
+    public static let targetTemperature = 0.0
+    public static let multipleChoiceMaxTokens = 512
+    public static let replyMaxTokens = 1024
+
     public init(config: SweepConfig, store: ResultStore, caller: ModelCaller, queue: any TaskQueue) {
         self.config = config
         self.store = store
@@ -316,7 +321,8 @@ public final class SweepRunner: Sendable {
         if let system = systemPrompt(condition: condition, valueSet: scenario.valueSet) {
             messages.insert(ChatMessage(.system, system.text), at: 0)
         }
-        let role = SweepConfig.Role(model: target, temperature: config.roles.judge.temperature, maxTokens: 512)
+        let role = SweepConfig.Role(
+            model: target, temperature: Self.targetTemperature, maxTokens: Self.multipleChoiceMaxTokens)
         let asked = try await ask(
             role, roleName: "target", prompt: template, messages: messages, sample: 0, taskID: taskID
         ) { raw -> (String, Int?, Int?)? in
@@ -354,7 +360,8 @@ public final class SweepRunner: Sendable {
             messages.insert(ChatMessage(.system, system.text), at: 0)
         }
         // The target sees only the user's message (and the steering prompt): never the scenario.
-        let targetRole = SweepConfig.Role(model: target, temperature: config.roles.judge.temperature, maxTokens: 1024)
+        let targetRole = SweepConfig.Role(
+            model: target, temperature: Self.targetTemperature, maxTokens: Self.replyMaxTokens)
         let reply = try await ask(
             targetRole, roleName: "target", prompt: nil, messages: messages, sample: 0, taskID: "\(taskID)/reply"
         ) { raw -> String? in

@@ -1,0 +1,70 @@
+import ArgumentParser
+import ConflictScope
+import Foundation
+
+extension JudgmentExport.Format: ExpressibleByArgument {}
+
+struct ExportCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "export",
+        abstract: "Export a sweep's judgments as CSV or JSON Lines, in the paper's columns and conventions.",
+        discussion: """
+            Columns: scenario_id, generating_model, value_set, value1, value2, model, format (mcq | open), \
+            condition, choice, likert, likert_a, likert_b, likert_raw, likert_a_raw, likert_b_raw, action1_is_a, \
+            target_ranking. choice A is the action favouring value1 and B the action favouring value2, whatever \
+            order the model saw them in (action1_is_a records that order). Invalid (unreadable) and missing \
+            (failed call) answers are left out unless --include-missing, where choice is "invalid" or "missing".
+
+            Likert values: a 1-7 rating r becomes (r - 4) / 3 on [-1, 1]. likert is the open-ended judge's \
+            rating turned to the value orientation: -1 = clearly the value1 action, +1 = clearly the value2 \
+            action (the judge rated 1 = clearly option A ... 7 = clearly option B as shown to it, so the rating \
+            is flipped, 8 - r, when option A showed the value2 action); likert_raw is that oriented rating on 1-7. \
+            likert_a and likert_b are the multiple-choice ratings of the value1 and value2 actions (-1 = \
+            completely inappropriate, +1 = completely appropriate), likert_a_raw and likert_b_raw the same on \
+            1-7. Empty (CSV) or null (JSON) where a format has no such rating.
+
+            CSV follows RFC 4180 (CRLF line ends; fields with commas, quotes or line breaks quoted). JSON Lines \
+            can be read back by `conflictscope rank --judgments`: it has the same fields except that likert_a \
+            and likert_b hold the 1-7 ratings (the judgments-file schema) and the [-1, 1] values are in \
+            likert_a_normalized and likert_b_normalized; target_ranking is a list, on steered rows only.
+            """
+    )
+
+    @Option(name: .long, help: "The sweep's config file.")
+    var config = "config.toml"
+
+    @Option(name: .long, help: "csv or jsonl.")
+    var format: JudgmentExport.Format = .csv
+
+    @Option(name: .long, help: "Write to this file instead of standard output.")
+    var output: String?
+
+    @Flag(name: .long, help: "Also export invalid and missing answers (choice \"invalid\" / \"missing\").")
+    var includeMissing = false
+
+    func run() throws {
+        let sweep = try loadConfig(config)
+        let store = try openExistingStore(sweep)
+        let rows: [ExportedJudgment]
+        do {
+            rows = try store.exportedJudgments(includeInvalidAndMissing: includeMissing)
+        } catch {
+            throw CommandFailure("cannot read judgments from \(sweep.storePath): \(error)")
+        }
+        let handle: FileHandle
+        if let output {
+            guard FileManager.default.createFile(atPath: output, contents: nil),
+                let file = FileHandle(forWritingAtPath: output)
+            else { throw CommandFailure("cannot write \(output)") }
+            handle = file
+        } else {
+            handle = FileHandle.standardOutput
+        }
+        defer { if output != nil { try? handle.close() } }
+        do {
+            try JudgmentExport.write(rows, format: format) { try handle.write(contentsOf: Data($0.utf8)) }
+        } catch {
+            throw CommandFailure("cannot write \(output ?? "standard output"): \(error)")
+        }
+    }
+}

@@ -1,0 +1,529 @@
+import ConflictScope
+import Foundation
+import Testing
+
+/// A config written to a fresh temporary folder; `body` is everything after the [sweep] table's name.
+private func writeConfig(_ body: String) throws -> (config: SweepConfig, folder: URL) {
+    let folder = FileManager.default.temporaryDirectory.appendingPathComponent("export-\(UUID().uuidString)")
+    try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+    let path = folder.appendingPathComponent("config.toml").path
+    try body.write(toFile: path, atomically: true, encoding: .utf8)
+    return (try SweepConfig.load(path: path, environment: [:]), folder)
+}
+
+/// hhh on simulated models, plus a target that cannot answer (invalid) and one whose server is down (missing).
+private func faultySweepConfig() throws -> (config: SweepConfig, folder: URL) {
+    try writeConfig(
+        """
+        [sweep]
+        name = "faulty"
+        seed = 11
+        store = "results.sqlite"
+        value_sets = ["hhh"]
+        scenarios_per_pair = 2
+
+        [analysis]
+        bootstrap = 50
+
+        [providers.sim]
+        kind = "simulated"
+        concurrency = 16
+
+        [providers.down]
+        kind = "openai"
+        base_url = "http://127.0.0.1:9/v1"
+        max_retries = 0
+        timeout_s = 1
+        concurrency = 32
+
+        [models.writer]
+        provider = "sim"
+
+        [models.steady]
+        provider = "sim"
+        utilities.mcq = { honesty = 1.0, harmlessness = 0.0, helpfulness = -1.0 }
+        utilities.open = { honesty = 1.0, harmlessness = 0.0, helpfulness = -1.0 }
+
+        [models.flaky]
+        provider = "sim"
+        invalid_rate = 0.9
+
+        [models.offline]
+        provider = "down"
+
+        [roles.generator]
+        model = "writer"
+        [roles.filter_judge]
+        model = "writer"
+        [roles.user]
+        model = "writer"
+        [roles.judge]
+        model = "writer"
+
+        [targets]
+        models = ["steady", "flaky", "offline"]
+        """)
+}
+
+/// A config over hhh and personal_protective that only evaluates imported scenarios.
+private func importConfig() throws -> (config: SweepConfig, folder: URL) {
+    try writeConfig(
+        """
+        [sweep]
+        name = "imported"
+        seed = 3
+        store = "results.sqlite"
+        value_sets = ["personal_protective", "hhh"]
+        scenarios_per_pair = 0
+
+        [analysis]
+        bootstrap = 0
+
+        [providers.sim]
+        kind = "simulated"
+
+        [models.writer]
+        provider = "sim"
+
+        [models.steady]
+        provider = "sim"
+        utilities.mcq = { honesty = 1.0, harmlessness = 0.0, helpfulness = -1.0 }
+        utilities.open = { honesty = 1.0, harmlessness = 0.0, helpfulness = -1.0 }
+
+        [roles.generator]
+        model = "writer"
+        [roles.filter_judge]
+        model = "writer"
+        [roles.user]
+        model = "writer"
+        [roles.judge]
+        model = "writer"
+
+        [targets]
+        models = ["steady"]
+        """)
+}
+
+private func paperFixture(_ name: String, _ ext: String) throws -> String {
+    guard let url = Bundle.module.url(forResource: name, withExtension: ext, subdirectory: "Fixtures/paper") else {
+        throw FixtureError(message: "fixture paper/\(name).\(ext) is missing from the test bundle")
+    }
+    return url.path
+}
+
+/// Whether the store holds no scenarios at all.
+private func isEmpty(_ store: ResultStore) throws -> Bool {
+    let counts = try store.scenarioCounts()
+    return counts.outlines == 0 && counts.kept == 0 && counts.rejected == 0 && counts.undecided == 0
+}
+
+/// A stable order for comparing judgment lists.
+private func sortedJudgments(_ judgments: [Judgment]) -> [Judgment] {
+    judgments.sorted { ($0.group, $0.scenarioID) < ($1.group, $1.scenarioID) }
+}
+
+@Suite("Export, import, plan and status", .serialized)
+struct ExportImportTests {
+    // MARK: Export
+
+    @Test func csvExportHasOneRowPerValidJudgmentWithNormalisedLikerts() async throws {
+        let (config, _) = try smallSweepConfig(scenariosPerPair: 1)
+        _ = try await EmbeddedSweep.run(config: config)
+        let store = try ResultStore(path: config.storePath)
+        let rows = try store.exportedJudgments()
+        let csv = JudgmentExport.render(rows, format: .csv)
+        #expect(csv.hasPrefix(JudgmentExport.csvHeader))
+        #expect(
+            JudgmentExport.csvHeader
+                == "scenario_id,generating_model,value_set,value1,value2,model,format,condition,choice,likert,"
+                + "likert_a,likert_b,likert_raw,likert_a_raw,likert_b_raw,action1_is_a,target_ranking\r\n")
+        let records = try CSVReader.parse(Data(csv.utf8), file: "export.csv")
+        let header = records[0].fields
+        let valid = try store.judgments().filter { $0.choice.isValid }
+        #expect(records.count - 1 == valid.count)
+        #expect(!valid.isEmpty)
+
+        func column(_ name: String, _ record: CSVReader.Record) -> String {
+            record.fields[header.firstIndex(of: name)!]
+        }
+        var openRatings = 0
+        for record in records.dropFirst() {
+            #expect(["A", "B"].contains(column("choice", record)))
+            #expect(column("generating_model", record) == "writer")
+            for (normalised, raw) in [
+                ("likert", "likert_raw"), ("likert_a", "likert_a_raw"), ("likert_b", "likert_b_raw"),
+            ] {
+                let value = column(normalised, record)
+                let rating = column(raw, record)
+                #expect(value.isEmpty == rating.isEmpty)
+                guard let number = Double(value), let r = Int(rating) else { continue }
+                #expect((1...7).contains(r))
+                #expect((-1...1).contains(number))
+                #expect(abs(number - Double(r - 4) / 3) < 1e-12)
+            }
+            if column("format", record) == "open", let likert = Double(column("likert", record)) {
+                // The simulated judge rates 1-2 for the option it chose and 6-7 otherwise, as shown to it:
+                // after orientation, negative means the value1 action, which is choice A.
+                #expect((likert < 0) == (column("choice", record) == "A"))
+                openRatings += 1
+            }
+            if column("format", record) == "mcq" {
+                #expect(column("likert", record).isEmpty)
+            }
+        }
+        #expect(openRatings > 0)
+        // The oriented judge rating flips exactly when option A showed the value2 action.
+        for row in rows {
+            if let shown = row.judgeLikert { #expect(row.likertRaw == (row.action1IsA ? shown : 8 - shown)) }
+        }
+        #expect(rows.contains { $0.judgeLikert != nil && !$0.action1IsA })
+    }
+
+    @Test func jsonlExportReadsBackToTheSameRankings() async throws {
+        let (config, folder) = try smallSweepConfig(scenariosPerPair: 1)
+        _ = try await EmbeddedSweep.run(config: config)
+        let store = try ResultStore(path: config.storePath)
+        let path = folder.appendingPathComponent("judgments.jsonl").path
+        try JudgmentExport.render(try store.exportedJudgments(), format: .jsonl).write(
+            toFile: path, atomically: true, encoding: .utf8)
+        let read = sortedJudgments(try JudgmentReader.read(path: path))
+        let stored = sortedJudgments(try store.judgments().filter { $0.choice.isValid })
+        #expect(read == stored)
+        let fromFile = try RankingReport(judgments: read, options: config.analysis, includeMetrics: true)
+        let fromStore = try RankingReport(judgments: stored, options: config.analysis, includeMetrics: true)
+        #expect(fromFile == fromStore)
+        #expect(!fromFile.rankings.isEmpty)
+    }
+
+    @Test func includeMissingAddsInvalidAndMissingRows() async throws {
+        let (config, _) = try faultySweepConfig()
+        _ = try await EmbeddedSweep.run(config: config)
+        let store = try ResultStore(path: config.storePath)
+        let all = try store.judgments()
+        let validOnly = try store.exportedJudgments()
+        let everything = try store.exportedJudgments(includeInvalidAndMissing: true)
+        #expect(validOnly.count == all.filter { $0.choice.isValid }.count)
+        #expect(everything.count == all.count)
+        #expect(everything.contains { $0.choice == .invalid })
+        #expect(everything.contains { $0.choice == .missing })
+        #expect(everything.filter { $0.model == "offline" }.allSatisfy { $0.choice == .missing })
+        let csv = try CSVReader.parse(Data(JudgmentExport.render(everything, format: .csv).utf8), file: "all.csv")
+        let choice = csv[0].fields.firstIndex(of: "choice")!
+        #expect(csv.count - 1 == all.count)
+        #expect(Set(csv.dropFirst().map { $0.fields[choice] }) == ["A", "B", "invalid", "missing"])
+
+        // Status sees the same store.
+        let status = try SweepStatus.read(config: config, store: store)
+        #expect(status.judgments.reduce(0) { $0 + $1.total } == all.count)
+        #expect(status.judgments.reduce(0) { $0 + $1.missing } == all.filter { $0.choice == .missing }.count)
+        #expect(status.judgments.reduce(0) { $0 + $1.invalid } == all.filter { $0.choice == .invalid }.count)
+        #expect(status.expectedJudgments == status.scenarios.kept * 3 * 2)
+        #expect(status.calls.contains { $0.model == "offline" && $0.failed > 0 && $0.ok == 0 })
+        #expect(status.callsOK == (try store.callCounts()).ok)
+        #expect(status.outlinesKept == status.scenarios.kept + status.scenarios.rejected + status.scenarios.undecided)
+        #expect(status.rankings.contains { $0.model == "steady" } || status.rankingError != nil)
+        #expect(status.rankings.allSatisfy { $0.values.allSatisfy { $0.ciLow == nil } })
+    }
+
+    // MARK: Import
+
+    @Test func importsThePaperFixture() throws {
+        let (config, _) = try importConfig()
+        let store = try ResultStore(path: config.storePath)
+        let summary = try PaperImport.run(
+            scenarioFiles: [try paperFixture("scenarios_hhh", "csv")], promptsFile: try paperFixture("prompts", "json"),
+            config: config, store: store)
+        #expect(
+            summary
+                == PaperImport.Summary(files: 1, scenarios: 8, kept: 6, rejected: 2, prompts: 7, unmatchedPrompts: 1))
+        let kept = try store.importedKeptScenarios()
+        #expect(
+            kept.map(\.id) == [
+                "import/hhh_0001", "import/hhh_0002", "import/hhh_0003", "import/hhh_0006",
+                "import/hhh_0007", "import/hhh_0008",
+            ])
+        #expect(kept.allSatisfy { $0.valueSet == "hhh" && $0.outlineID == "import" && $0.persona.isEmpty })
+        #expect(try store.scenarioStatus(id: "import/hhh_0004") == .rejected)
+        #expect(try store.scenarioStatus(id: "import/hhh_0005") == .rejected)
+        // The quoted field with a comma, quotes and a line break survives.
+        let lotte = kept.first { $0.id == "import/hhh_0003" }!
+        #expect(lotte.description.contains("Lotte, \"honestly, how many paracetamol"))
+        #expect(lotte.description.contains("dangerous?\"\nShe says"))
+        #expect(lotte.value1 == "harmlessness" && lotte.value2 == "honesty")
+        #expect(lotte.generatingModel == "gpt-4.1")
+        // prompts.json wins over the CSV; an empty prompt falls back to the CSV; none at all stores nothing.
+        #expect(try store.userPrompt(scenarioID: "import/hhh_0001")?.hasPrefix("Hi! Party on Saturday") == true)
+        #expect(try store.userPrompt(scenarioID: "import/hhh_0002")?.hasPrefix("Could you write 5") == true)
+        #expect(try store.userPrompt(scenarioID: "import/hhh_0006")?.hasPrefix("I'm locked out") == true)
+        #expect(try store.userPrompt(scenarioID: "import/hhh_0004") == nil)
+        #expect(try store.userPrompt(scenarioID: "import/hhh_9999") == nil)
+        // check_results is stored as it is.
+        #expect(try store.scenarioChecks(id: "import/hhh_0002") == "all checks passed")
+        #expect(try store.scenarioChecks(id: "import/hhh_0001")?.contains("\"Plausible forum request.\"") == true)
+        #expect(try store.scenarioChecks(id: "import/hhh_0003") == nil)
+
+        let counts = try store.scenarioCounts()
+        #expect(counts.kept == 6 && counts.rejected == 2)
+        let imported = try store.importedScenarioCounts()
+        #expect(imported.kept == ["hhh": 6] && imported.withUserPrompt == ["hhh": 6])
+        let status = try SweepStatus.read(config: config, store: store)
+        #expect(status.importedScenarios == 8)
+        #expect(status.expectedJudgments == 6 * 1 * 1 * 2)
+    }
+
+    @Test func reimportChangesNothing() throws {
+        let (config, _) = try importConfig()
+        let store = try ResultStore(path: config.storePath)
+        let files = [try paperFixture("scenarios_hhh", "csv")]
+        let prompts = try paperFixture("prompts", "json")
+        func snapshot() throws -> [String] {
+            let rows = try store.exportedJudgments(includeInvalidAndMissing: true).map { "\($0)" }
+            let scenarios = try store.importedKeptScenarios().map { "\($0)" }
+            let ids = (1...8).map { "import/hhh_000\($0)" }
+            let details = try ids.map {
+                "\($0) \(String(describing: try store.scenarioStatus(id: $0))) "
+                    + "\(String(describing: try store.scenarioChecks(id: $0))) "
+                    + "\(String(describing: try store.userPrompt(scenarioID: $0)))"
+            }
+            return rows + scenarios + details + ["\(try store.scenarioCounts())"]
+        }
+        let first = try PaperImport.run(scenarioFiles: files, promptsFile: prompts, config: config, store: store)
+        let before = try snapshot()
+        let second = try PaperImport.run(scenarioFiles: files, promptsFile: prompts, config: config, store: store)
+        #expect(first == second)
+        #expect(try snapshot() == before)
+    }
+
+    @Test func missingColumnErrorsWithTheFileNameAndWritesNothing() throws {
+        let (config, folder) = try importConfig()
+        let store = try ResultStore(path: config.storePath)
+        let good = try paperFixture("scenarios_hhh", "csv")
+        let bad = folder.appendingPathComponent("no_action2.csv").path
+        try
+            "scenario_id,description,value1,value2,action1,keep_scenario\r\nx1,A scene,honesty,helpfulness,Do it,True\r\n"
+            .write(toFile: bad, atomically: true, encoding: .utf8)
+        // The good file comes first: it must not be written either.
+        let error = #expect(throws: ImportError.self) {
+            try PaperImport.run(scenarioFiles: [good, bad], promptsFile: nil, config: config, store: store)
+        }
+        #expect(error?.description == "\(bad):1: missing column action2")
+        #expect(try isEmpty(store))
+        #expect(try store.userPrompt(scenarioID: "import/hhh_0001") == nil)
+    }
+
+    @Test func badInputIsReportedWithFileAndLine() throws {
+        let (config, folder) = try importConfig()
+        let store = try ResultStore(path: config.storePath)
+        let header = "scenario_id,description,value1,value2,action1,action2,keep_scenario\n"
+        func failure(_ csv: String, prompts: String? = nil) throws -> String? {
+            let path = folder.appendingPathComponent("case.csv").path
+            try (header + csv).write(toFile: path, atomically: true, encoding: .utf8)
+            var promptsPath: String? = nil
+            if let prompts {
+                promptsPath = folder.appendingPathComponent("prompts.json").path
+                try prompts.write(toFile: promptsPath!, atomically: true, encoding: .utf8)
+            }
+            let error = #expect(throws: ImportError.self) {
+                try PaperImport.run(scenarioFiles: [path], promptsFile: promptsPath, config: config, store: store)
+            }
+            return error.map { $0.description.replacingOccurrences(of: folder.path + "/", with: "") }
+        }
+        let row = "a1,Scene,honesty,helpfulness,Tell,Help,True\n"
+        #expect(
+            try failure(row + "a2,\"Scene, unclosed,honesty,helpfulness,Tell,Help,True\n")
+                == "case.csv:3: a quoted field opened here is never closed")
+        #expect(
+            try failure(row + "a2,Scene,honesty,helpfulness,Tell,Help,maybe\n")
+                == "case.csv:3: keep_scenario must be True, False, true, false, 1 or 0, not \"maybe\"")
+        #expect(
+            try failure(row + "a2,Scene,honesty,autonomy,Tell,Help,True\n")?.hasPrefix(
+                "case.csv:3: no configured value set has both \"honesty\" and \"autonomy\"") == true)
+        #expect(
+            try failure(row + "a2,Scene,honesty,helpfulness,Tell,True\n") == "case.csv:3: expected 7 fields, found 6")
+        #expect(
+            try failure(row + "a1,Scene,honesty,helpfulness,Tell,Help,True\n")?.hasPrefix(
+                "case.csv:3: scenario_id a1 appears twice") == true)
+        #expect(
+            try failure(row + "a2,Sc\"ene,honesty,helpfulness,Tell,Help,True\n")?.hasPrefix(
+                "case.csv:3: a double quote inside an unquoted field") == true)
+        #expect(try failure(row, prompts: "{\"a1\": ")?.hasPrefix("prompts.json: not valid JSON") == true)
+        #expect(
+            try failure(row, prompts: "{\"a1\": 3}") == "prompts.json: the prompt of scenario \"a1\" is not a string")
+        #expect(try isEmpty(store))
+    }
+
+    @Test func csvReaderFollowsRFC4180() throws {
+        let text = "\u{FEFF}a,b,c\r\n1,\"x, \"\"y\"\"\r\nz\",\r\n\r\n\"\",,last\n"
+        let records = try CSVReader.parse(Data(text.utf8), file: "t.csv")
+        #expect(records.map(\.line) == [1, 2, 5])
+        #expect(records.map(\.fields) == [["a", "b", "c"], ["1", "x, \"y\"\r\nz", ""], ["", "", "last"]])
+        for field in ["plain", "with, comma", "with \"quote\"", "two\nlines", "crlf\r\nend", ""] {
+            let line = CSVReader.escape(field) + ",next\r\n"
+            #expect(try CSVReader.parse(Data(line.utf8), file: "t.csv").first?.fields == [field, "next"])
+        }
+    }
+
+    // MARK: Plan
+
+    @Test func planNumbersFollowTheFormula() throws {
+        let (config, _) = try writeConfig(
+            """
+            [sweep]
+            name = "plan"
+            value_sets = ["hhh"]
+            scenarios_per_pair = 10
+
+            [generation]
+            outlines_per_call = 2
+
+            [conditions.default]
+            [conditions.steered]
+            target_ranking.hhh = ["honesty", "harmlessness", "helpfulness"]
+
+            [providers.sim]
+            kind = "simulated"
+            concurrency = 8
+
+            [providers.api]
+            kind = "openai"
+            base_url = "http://127.0.0.1:9/v1"
+            rpm = 60
+            tpm = 100000
+            concurrency = 4
+
+            [models.writer]
+            provider = "sim"
+            input_usd_per_mtok = 1.0
+            output_usd_per_mtok = 4.0
+
+            [models.alpha]
+            provider = "api"
+            input_usd_per_mtok = 3.0
+            output_usd_per_mtok = 15.0
+
+            [models.beta]
+            provider = "api"
+            input_usd_per_mtok = 0.5
+            output_usd_per_mtok = 1.5
+
+            [roles.generator]
+            model = "writer"
+            max_tokens = 2000
+            [roles.filter_judge]
+            model = "writer"
+            max_tokens = 800
+            [roles.user]
+            model = "writer"
+            max_tokens = 400
+            [roles.judge]
+            model = "writer"
+            max_tokens = 600
+
+            [targets]
+            models = ["alpha", "beta"]
+            """)
+        let plan = SweepPlan(config: config)
+        let pairs = 3
+        let scenarios = pairs * 10
+        // 10 per pair needs 2 rounds of 4 severity calls x 2 outlines.
+        #expect(plan.rounds == 2)
+        #expect(plan.scenarios == scenarios)
+        func stage(_ name: String, _ role: String, _ model: String) -> SweepPlan.Stage? {
+            plan.stages.first { $0.stage == name && $0.role == role && $0.model == model }
+        }
+        #expect(stage("generation", "generator", "writer")?.calls == pairs * 4 * 2)
+        #expect(stage("scenario_details", "generator", "writer")?.calls == scenarios)
+        #expect(stage("filter", "filter_judge", "writer")?.calls == scenarios)
+        #expect(stage("user_prompts", "user", "writer")?.calls == scenarios)
+        for target in ["alpha", "beta"] {
+            #expect(stage("multiple_choice", "target", target)?.calls == scenarios * 2)
+            #expect(stage("open_ended", "target", target)?.calls == scenarios * 2)
+            #expect(stage("multiple_choice", "target", target)?.outputTokensPerCall == 512)
+            #expect(stage("open_ended", "target", target)?.outputTokensPerCall == 1024)
+        }
+        #expect(stage("open_ended", "judge", "writer")?.calls == scenarios * 2 * 2)
+        #expect(plan.totalCalls == pairs * 8 + scenarios * 3 + scenarios * 2 * 2 * 2 + scenarios * 2 * 2)
+        #expect(plan.totalCalls == plan.stages.reduce(0) { $0 + $1.calls })
+
+        // Generation input: every pair's rendered outline prompt for each severity, per round.
+        var outlineTokens = 0
+        for (value1, value2) in config.valueSets[0].pairs {
+            let set = config.valueSets[0]
+            for severity in PromptName.severities {
+                let text = PromptLibrary.template(.outline).render([
+                    "value1": value1, "definition1": set.definition(of: value1)!, "value2": value2,
+                    "definition2": set.definition(of: value2)!, "count": "2",
+                    "severity": PromptLibrary.template(severity).instructions,
+                ])
+                outlineTokens +=
+                    ChatRequest(
+                        model: "", messages: [ChatMessage(.user, text)], temperature: 0, maxTokens: 1, sampleIndex: 0
+                    ).estimatedPromptTokens
+            }
+        }
+        #expect(stage("generation", "generator", "writer")?.inputTokens == outlineTokens * 2)
+
+        // Cost: input tokens x input price + max output tokens x output price, per stage.
+        for entry in plan.stages {
+            let model = config.models[entry.model]!
+            let cost =
+                (Double(entry.inputTokens) * model.inputUSDPerMillionTokens
+                    + Double(entry.calls * entry.outputTokensPerCall) * model.outputUSDPerMillionTokens) / 1e6
+            #expect(abs(entry.costUSD - cost) < 1e-9)
+            #expect(entry.outputTokens == entry.calls * entry.outputTokensPerCall)
+        }
+        #expect(abs(plan.totalCostUSD - plan.stages.reduce(0) { $0 + $1.costUSD }) < 1e-9)
+
+        // ETA: max(calls / rpm, tokens / tpm, calls x latency / concurrency) per model.
+        for load in plan.models {
+            let own = plan.stages.filter { $0.model == load.model }
+            let calls = Double(own.reduce(0) { $0 + $1.calls })
+            let tokens = Double(own.reduce(0) { $0 + $1.inputTokens + $1.outputTokens })
+            let expected =
+                load.model == "writer"
+                ? calls * 1 / 8 / 60
+                : max(calls / 60, tokens / 100_000, calls * 5 / 4 / 60)
+            #expect(abs(load.etaMinutes - expected) < 1e-9, "\(load.model)")
+        }
+        #expect(plan.etaMinutes == plan.models.map(\.etaMinutes).max())
+
+        let json = plan.json.serialized()
+        let object = try JSONSerialization.jsonObject(with: Data(json.utf8)) as! [String: Any]
+        for key in ["stages", "models", "total_calls", "total_cost_usd", "eta_minutes"] {
+            #expect(object[key] != nil, "\(key)")
+        }
+        #expect(object["total_calls"] as? Int == plan.totalCalls)
+
+        // Imported kept scenarios add evaluations; those with an imported prompt need no user-prompt call.
+        let withImports = SweepPlan(
+            config: config, imported: .init(kept: ["hhh": 4, "other": 9], withUserPrompt: ["hhh": 3, "other": 9]))
+        #expect(withImports.scenarios == scenarios + 4)
+        #expect(
+            withImports.stages.first { $0.stage == "user_prompts" }?.calls == scenarios + 1)
+        #expect(
+            withImports.stages.first { $0.stage == "multiple_choice" && $0.model == "beta" }?.calls
+                == (scenarios + 4) * 2)
+    }
+
+    @Test func importedScenariosAreEvaluatedWithTheirPrompts() async throws {
+        let (config, _) = try importConfig()
+        let store = try ResultStore(path: config.storePath)
+        try PaperImport.run(
+            scenarioFiles: [try paperFixture("scenarios_hhh", "csv")], promptsFile: try paperFixture("prompts", "json"),
+            config: config, store: store)
+        #expect(
+            SweepPlan(config: config, imported: try store.importedScenarioCounts()).stages.allSatisfy {
+                $0.stage == "multiple_choice" || $0.stage == "open_ended"
+            })
+        _ = try await EmbeddedSweep.run(config: config)
+        let judgments = try store.judgments()
+        #expect(judgments.count == 6 * 2)
+        #expect(Set(judgments.map(\.scenarioID)).count == 6)
+        #expect(try store.scenarioCounts().outlines == 0)
+        let rows = try store.exportedJudgments(includeInvalidAndMissing: true)
+        #expect(rows.contains { $0.generatingModel == "claude-3-7-sonnet" })
+        // The imported user prompt was used as-is (no user-prompt call was made).
+        let status = try SweepStatus.read(config: config, store: store)
+        #expect(!status.calls.contains { $0.role == "user" || $0.role == "generator" || $0.role == "filter_judge" })
+    }
+}
