@@ -61,43 +61,76 @@ func smallSweepConfig(
 }
 
 /// Kendall's tau between fitted scores and latent utilities over the value pairs whose utilities
-/// differ by at least `gap`.
-func kendallTau(scores: [String: Double], latent: [String: Double], gap: Double) -> Double {
+/// differ by at least `gap`; nil when no pair does.
+func kendallTau(scores: [String: Double], latent: [String: Double], gap: Double) -> Double? {
     var concordant = 0
     var discordant = 0
-    let values = latent.keys.sorted()
+    let values = scores.keys.sorted()
     for (i, a) in values.enumerated() {
-        for b in values[(i + 1)...] where abs(latent[a]! - latent[b]!) >= gap {
-            if (latent[a]! - latent[b]!) * (scores[a]! - scores[b]!) > 0 { concordant += 1 } else { discordant += 1 }
+        for b in values[(i + 1)...] {
+            let difference = (latent[a] ?? 0) - (latent[b] ?? 0)
+            guard abs(difference) >= gap else { continue }
+            if difference * (scores[a]! - scores[b]!) > 0 { concordant += 1 } else { discordant += 1 }
         }
     }
-    return Double(concordant - discordant) / Double(max(concordant + discordant, 1))
+    guard concordant + discordant > 0 else { return nil }
+    return Double(concordant - discordant) / Double(concordant + discordant)
 }
 
 @Suite("Embedded sweep on simulated models", .serialized)
 struct SweepTests {
-    @Test func recoversLatentRankingsAndTheSayDoGap() async throws {
-        let (config, _) = try smallSweepConfig(scenariosPerPair: 12)
+    /// The repository's default sweep recovers every simulated model's latent ranking (steered
+    /// utilities included) and shows the say/do model's gap.
+    @Test func defaultSweepRecoversLatentRankingsAndTheSayDoGap() async throws {
+        let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent()
+        var config = try SweepConfig.load(path: repository.appendingPathComponent("config.toml").path, environment: [:])
+        config.storePath =
+            FileManager.default.temporaryDirectory
+            .appendingPathComponent("default-\(UUID().uuidString).sqlite").path
+        config.analysis.resamples = 100
         let summary = try await EmbeddedSweep.run(config: config)
         #expect(summary.callsFailed == 0)
-        #expect(summary.scenarios.kept > 100)
+        var checked = 0
         for ranking in summary.report.rankings {
-            let latent = config.models[ranking.model]!.simulated!.utilities[ranking.format]!
+            let latent = expectedUtilities(
+                config, model: ranking.model, format: ranking.format,
+                condition: ranking.condition, valueSet: ranking.valueSet)
             let scores = Dictionary(uniqueKeysWithValues: ranking.values.map { ($0.value, $0.score) })
-            let tau = kendallTau(scores: scores, latent: latent, gap: 0.5)
-            #expect(tau >= 0.9, "\(ranking.model) \(ranking.format): tau \(tau)")
-            #expect(ranking.excluded == 0)
+            guard let tau = kendallTau(scores: scores, latent: latent, gap: 0.5) else { continue }
+            checked += 1
+            #expect(
+                tau >= 0.9, "\(ranking.model) \(ranking.valueSet) \(ranking.format) \(ranking.condition): tau \(tau)")
         }
+        #expect(checked >= 40)
         // The say/do model ranks protective values higher when asked than when acting.
         let protective: Set = ["responsibility", "harmlessness", "compliance", "privacy"]
         func meanProtectiveRank(_ format: EvaluationFormat) -> Double {
-            let ranking = summary.report.rankings.first { $0.model == "saydo" && $0.format == format }!
+            let ranking = summary.report.rankings.first {
+                $0.model == "sim-saydo" && $0.valueSet == "personal_protective" && $0.format == format
+                    && $0.condition == "default"
+            }!
             let ranks = ranking.values.filter { protective.contains($0.value) }.map(\.rank)
             return Double(ranks.reduce(0, +)) / Double(ranks.count)
         }
         #expect(meanProtectiveRank(.mcq) + 2 < meanProtectiveRank(.open))
-        let shift = summary.report.metrics!.rankShifts.first { $0.model == "saydo" && $0.value == "harmlessness" }!
-        #expect(shift.shift > 0)
+    }
+
+    /// A simulated model's utilities in a condition: shifted towards the steering ranking by its
+    /// steerability, as the simulated provider does.
+    private func expectedUtilities(
+        _ config: SweepConfig, model: String, format: EvaluationFormat, condition: String, valueSet: String
+    ) -> [String: Double] {
+        let behaviour = config.models[model]!.simulated!
+        var utilities = behaviour.utilities[format] ?? [:]
+        guard let ranking = config.conditions.first(where: { $0.name == condition })?.targetRankings[valueSet],
+            behaviour.steerability > 0
+        else { return utilities }
+        let steps = Double(max(ranking.count - 1, 1))
+        for (index, value) in ranking.enumerated() {
+            utilities[value, default: 0] += behaviour.steerability * (steps - 2 * Double(index)) / steps
+        }
+        return utilities.filter { config.valueSet(named: valueSet)!.valueNames.contains($0.key) }
     }
 
     @Test func finishedSweepRerunMakesNoCallsAndGivesIdenticalResults() async throws {

@@ -8,7 +8,9 @@ public struct SweepConfig: Sendable {
     /// SQLite file of the sweep's results, relative paths resolved against the config's folder.
     public var storePath: String
     public var valueSets: [ValueSet]
+    /// Outlines kept per value pair, for value sets without their own entry in `scenariosPerPairBySet`.
     public var scenariosPerPair: Int
+    public var scenariosPerPairBySet: [String: Int] = [:]
     public var formats: [EvaluationFormat]
     public var conditions: [Condition]
     /// Stop all further calls once the estimated spend reaches this; the sweep resumes later.
@@ -97,6 +99,9 @@ public struct SweepConfig: Sendable {
     }
 
     public func valueSet(named name: String) -> ValueSet? { valueSets.first { $0.name == name } }
+
+    /// Outlines to keep per pair of `valueSet` (0: none generated; only imported scenarios are evaluated).
+    public func scenariosPerPair(for valueSet: String) -> Int { scenariosPerPairBySet[valueSet] ?? scenariosPerPair }
 }
 
 extension SweepConfig {
@@ -128,8 +133,19 @@ extension SweepConfig {
         let name = try sweep.requiredString("name")
         let seed = try sweep.int("seed", range: 0...Int.max) ?? 0
         let store = try sweep.string("store") ?? "\(name).sqlite"
-        // 0: no generation; evaluate only scenarios imported from released data.
-        let scenariosPerPair = try sweep.int("scenarios_per_pair", range: 0...10_000) ?? 10
+        // 0: no generation; evaluate only scenarios imported from released data. A table gives a count
+        // per value set (sets with few values need more scenarios per pair for the same precision).
+        var scenariosPerPair = 10
+        var scenariosPerPairBySet: [String: Int] = [:]
+        if let perSet = sweep.table["scenarios_per_pair"]?.table {
+            let fields = try sweep.table("scenarios_per_pair")!
+            for setName in perSet.keys {
+                scenariosPerPairBySet[setName] = try fields.int(setName, range: 0...10_000)
+            }
+            try fields.rejectUnknownKeys()
+        } else {
+            scenariosPerPair = try sweep.int("scenarios_per_pair", range: 0...10_000) ?? scenariosPerPair
+        }
         let formatNames = try sweep.strings("formats") ?? ["mcq", "open"]
         var formats: [EvaluationFormat] = []
         for formatName in formatNames {
@@ -156,6 +172,10 @@ extension SweepConfig {
                     "sweep.value_sets: unknown value set \"\(setName)\" (built in: "
                         + "\(ValueSet.builtInNames.joined(separator: ", ")); or define [value_sets.\(setName)])")
             }
+        }
+        for setName in scenariosPerPairBySet.keys where !setNames.contains(setName) {
+            throw sweep.error(
+                "scenarios_per_pair.\(setName)", "sweep.scenarios_per_pair.\(setName): \(setName) is not in sweep.value_sets")
         }
         try sweep.rejectUnknownKeys()
         let allValues = Set(valueSets.flatMap(\.valueNames))
@@ -260,7 +280,7 @@ extension SweepConfig {
         let storePath = store.hasPrefix("/") ? store : folder.appendingPathComponent(store).path
         return SweepConfig(
             name: name, seed: UInt64(seed), storePath: storePath, valueSets: valueSets,
-            scenariosPerPair: scenariosPerPair, formats: formats, conditions: conditions, maxCostUSD: maxCost,
+            scenariosPerPair: scenariosPerPair, scenariosPerPairBySet: scenariosPerPairBySet, formats: formats, conditions: conditions, maxCostUSD: maxCost,
             generation: generation, analysis: analysis, providers: providers, models: models, roles: roles,
             targets: targets)
     }

@@ -56,7 +56,7 @@ public struct SweepPlan: Sendable, JSONRepresentable {
 
     public var stages: [Stage]
     public var models: [ModelLoad]
-    /// Generation rounds assumed per value pair.
+    /// Generation rounds assumed per value pair (for the value set that needs the most).
     public var rounds: Int
     /// Scenarios assumed to be evaluated (all generated ones kept, plus imported kept ones).
     public var scenarios: Int
@@ -91,14 +91,17 @@ public struct SweepPlan: Sendable, JSONRepresentable {
             }
         }
 
-        let perPair = config.scenariosPerPair
         let perRound = PromptName.severities.count * config.generation.outlinesPerCall
-        let rounds = perPair == 0 ? 0 : min(config.generation.maxRounds, max(1, (perPair + perRound - 1) / perRound))
+        func rounds(_ perPair: Int) -> Int {
+            perPair == 0 ? 0 : min(config.generation.maxRounds, max(1, (perPair + perRound - 1) / perRound))
+        }
         let roles = config.roles
         let open = config.formats.contains(.open)
         let mcq = config.formats.contains(.mcq)
         var scenarioTotal = 0
         for set in config.valueSets {
+            let perPair = config.scenariosPerPair(for: set.name)
+            let rounds = rounds(perPair)
             let pairs = set.pairs.count
             let generated = pairs * perPair
             let importedKept = imported.kept[set.name] ?? 0
@@ -208,8 +211,9 @@ public struct SweepPlan: Sendable, JSONRepresentable {
                     tokensPerMinute: provider?.tokensPerMinute, concurrency: concurrency, latencySeconds: latency,
                     etaMinutes: binding.1, limitedBy: binding.0))
         }
+        let perPair = config.valueSets.map { config.scenariosPerPair(for: $0.name) }.max() ?? 0
         self.models = loads
-        self.rounds = rounds
+        self.rounds = rounds(perPair)
         self.scenarios = scenarioTotal
         self.totalCalls = stages.reduce(0) { $0 + $1.calls }
         self.totalCostUSD = stages.reduce(0) { $0 + $1.costUSD }
@@ -218,9 +222,9 @@ public struct SweepPlan: Sendable, JSONRepresentable {
         var notes: [String] = []
         if perPair > 0 {
             notes.append(
-                "Generation: \(rounds) round\(rounds == 1 ? "" : "s") per value pair (4 severity calls of "
-                    + "\(config.generation.outlinesPerCall) outlines each per round, enough for scenarios_per_pair = "
-                    + "\(perPair)); deduplication may need more rounds, up to max_rounds = "
+                "Generation: up to \(self.rounds) round\(self.rounds == 1 ? "" : "s") per value pair (4 severity "
+                    + "calls of \(config.generation.outlinesPerCall) outlines each per round, enough for "
+                    + "scenarios_per_pair = \(perPair)); deduplication may need more rounds, up to max_rounds = "
                     + "\(config.generation.maxRounds).")
             notes.append(
                 "Every generated scenario is assumed to pass the filter and be evaluated; rejected ones save their "

@@ -25,11 +25,9 @@ public final class SweepRunner: Sendable {
     public func run() async throws {
         _ = try store.sweepID(name: config.name, seed: config.seed)
         var initial: [PipelineTask] = []
-        if config.scenariosPerPair > 0 {
-            for set in config.valueSets {
-                for (value1, value2) in set.pairs {
-                    initial.append(.generate(valueSet: set.name, value1: value1, value2: value2, round: 0))
-                }
+        for set in config.valueSets where config.scenariosPerPair(for: set.name) > 0 {
+            for (value1, value2) in set.pairs {
+                initial.append(.generate(valueSet: set.name, value1: value1, value2: value2, round: 0))
             }
         }
         // Imported scenarios (the paper's released data) are evaluated as they are: no generation or filter.
@@ -159,6 +157,7 @@ public final class SweepRunner: Sendable {
                         actionOpportunity: outline.1, kept: false))
             }
         }
+        let target = config.scenariosPerPair(for: set)
         var kept = try store.keptOutlines(valueSet: set, value1: value1, value2: value2, beforeRound: round)
         var keptEmbeddings = try await embeddings(kept, taskID: taskID)
         let candidateEmbeddings = try await embeddings(candidates, taskID: taskID)
@@ -168,7 +167,7 @@ public final class SweepRunner: Sendable {
             let duplicate = keptEmbeddings.contains {
                 LexicalEmbedding.cosine($0, embedding) >= config.generation.dedupThreshold
             }
-            outline.kept = !duplicate && kept.count < config.scenariosPerPair
+            outline.kept = !duplicate && kept.count < target
             try store.upsertOutline(outline)
             if outline.kept {
                 kept.append(outline)
@@ -177,7 +176,7 @@ public final class SweepRunner: Sendable {
             }
         }
         var next = newlyKept.map { PipelineTask.detail($0) }
-        if kept.count < config.scenariosPerPair && round + 1 < config.generation.maxRounds {
+        if kept.count < target && round + 1 < config.generation.maxRounds {
             next.append(.generate(valueSet: set, value1: value1, value2: value2, round: round + 1))
         }
         return next
