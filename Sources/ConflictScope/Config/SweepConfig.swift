@@ -175,7 +175,8 @@ extension SweepConfig {
         }
         for setName in scenariosPerPairBySet.keys where !setNames.contains(setName) {
             throw sweep.error(
-                "scenarios_per_pair.\(setName)", "sweep.scenarios_per_pair.\(setName): \(setName) is not in sweep.value_sets")
+                "scenarios_per_pair.\(setName)",
+                "sweep.scenarios_per_pair.\(setName): \(setName) is not in sweep.value_sets")
         }
         try sweep.rejectUnknownKeys()
         let allValues = Set(valueSets.flatMap(\.valueNames))
@@ -280,7 +281,8 @@ extension SweepConfig {
         let storePath = store.hasPrefix("/") ? store : folder.appendingPathComponent(store).path
         return SweepConfig(
             name: name, seed: UInt64(seed), storePath: storePath, valueSets: valueSets,
-            scenariosPerPair: scenariosPerPair, scenariosPerPairBySet: scenariosPerPairBySet, formats: formats, conditions: conditions, maxCostUSD: maxCost,
+            scenariosPerPair: scenariosPerPair, scenariosPerPairBySet: scenariosPerPairBySet, formats: formats,
+            conditions: conditions, maxCostUSD: maxCost,
             generation: generation, analysis: analysis, providers: providers, models: models, roles: roles,
             targets: targets)
     }
