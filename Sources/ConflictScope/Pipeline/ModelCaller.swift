@@ -29,85 +29,126 @@ public final class ModelCaller: Sendable {
         role: String, modelName: String, prompt: PromptTemplate?, messages: [ChatMessage], temperature: Double,
         maxTokens: Int, sampleIndex: Int, taskID: String
     ) async throws -> String? {
-        guard let model = config.models[modelName], let provider = providers[model.provider],
-            let settings = config.providers[model.provider]
-        else { preconditionFailure("model \(modelName) was validated with the config") }
+        let (model, provider, settings) = resolve(modelName)
         let request = ChatRequest(
             model: model.modelID, messages: messages, temperature: temperature, maxTokens: maxTokens,
             sampleIndex: sampleIndex)
-        let key = request.cacheKey
-        // Identical requests in flight together are made once; the others share the answer.
-        let (text, shared) = try await inFlight.result(for: key) {
-            try await self.callOnce(
-                request, key: key, model: model, provider: provider, settings: settings, role: role, prompt: prompt,
-                taskID: taskID)
+        let call = PendingCall(
+            key: request.cacheKey, model: model, settings: settings, role: role, prompt: prompt?.id ?? "none",
+            sampleIndex: sampleIndex, taskID: taskID, estimatedInputTokens: request.estimatedPromptTokens,
+            maxOutputTokens: maxTokens)
+        return try await perform(call) { () async throws(ProviderError) -> ChatResponse in
+            try await provider.chat(request)
+        }
+    }
+
+    /// Embeddings through the same cache, budget, limiter, retries and records as chat calls. The
+    /// vectors are stored as the call's JSON response, so a resumed sweep does not pay for them twice.
+    public func embed(modelName: String, texts: [String], taskID: String) async throws -> [[Double]]? {
+        let (model, provider, settings) = resolve(modelName)
+        let estimated = texts.reduce(0) { $0 + $1.utf8.count } / 4 + 1
+        let call = PendingCall(
+            key: StableHash.hex128("embed\u{1}\(model.modelID)\u{1}" + texts.joined(separator: "\u{1}")),
+            model: model, settings: settings, role: "embedder", prompt: "none", sampleIndex: 0, taskID: taskID,
+            estimatedInputTokens: estimated, maxOutputTokens: 0)
+        let text = try await perform(call) { () async throws(ProviderError) -> ChatResponse in
+            let vectors = try await provider.embed(texts, model: model.modelID)
+            let data = (try? JSONSerialization.data(withJSONObject: vectors)) ?? Data("[]".utf8)
+            return ChatResponse(text: String(decoding: data, as: UTF8.self), inputTokens: estimated, outputTokens: 0)
+        }
+        guard let text, let vectors = try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [[NSNumber]],
+            vectors.count == texts.count
+        else { return nil }
+        return vectors.map { $0.map(\.doubleValue) }
+    }
+
+    private func resolve(_ modelName: String) -> (SweepConfig.Model, any LLMProvider, SweepConfig.Provider) {
+        guard let model = config.models[modelName], let provider = providers[model.provider],
+            let settings = config.providers[model.provider]
+        else { preconditionFailure("model \(modelName) was validated with the config") }
+        return (model, provider, settings)
+    }
+
+    /// What is known about a call before it is made.
+    private struct PendingCall: Sendable {
+        var key: String
+        var model: SweepConfig.Model
+        var settings: SweepConfig.Provider
+        var role: String
+        var prompt: String
+        var sampleIndex: Int
+        var taskID: String
+        var estimatedInputTokens: Int
+        var maxOutputTokens: Int
+    }
+
+    /// Identical calls in flight together are made once; the others share the answer.
+    private func perform(
+        _ call: PendingCall, attempt: @escaping @Sendable () async throws(ProviderError) -> ChatResponse
+    ) async throws -> String? {
+        let (text, shared) = try await inFlight.result(for: call.key) {
+            try await self.performOnce(call, attempt: attempt)
         }
         if shared { await counters.add(cached: 1) }
         return text
     }
 
-    private func callOnce(
-        _ request: ChatRequest, key: String, model: SweepConfig.Model, provider: any LLMProvider,
-        settings: SweepConfig.Provider, role: String, prompt: PromptTemplate?, taskID: String
+    private func performOnce(
+        _ call: PendingCall, attempt: @Sendable () async throws(ProviderError) -> ChatResponse
     ) async throws -> String? {
-        let modelName = model.name
-        let maxTokens = request.maxTokens
-        let sampleIndex = request.sampleIndex
-        if let cached = try store.successfulResponse(key: key) {
+        let model = call.model
+        if let cached = try store.successfulResponse(key: call.key) {
             await counters.add(cached: 1)
             return cached
         }
         // Reserve the most this call can cost, so calls in flight together cannot overshoot the budget.
         let worstCase =
-            (Double(request.estimatedPromptTokens) * model.inputUSDPerMillionTokens
-                + Double(maxTokens) * model.outputUSDPerMillionTokens) / 1e6
+            (Double(call.estimatedInputTokens) * model.inputUSDPerMillionTokens
+                + Double(call.maxOutputTokens) * model.outputUSDPerMillionTokens) / 1e6
         if let budget, !(try await budget.reserve(worstCase, spentBefore: { try self.store.spentUSD() })) {
             await counters.budgetReached()
             throw BudgetExhausted()
         }
         let clock = ContinuousClock()
         let started = clock.now
+        func record(status: String, response: ChatResponse?, error: ProviderError?, cost: Double, attempts: Int)
+            throws
+        {
+            try store.record(
+                .init(
+                    key: call.key, taskID: call.taskID, role: call.role, model: model.name, prompt: call.prompt,
+                    sampleIndex: call.sampleIndex, status: status, response: response?.text,
+                    error: error?.description, inputTokens: response?.inputTokens ?? 0,
+                    outputTokens: response?.outputTokens ?? 0,
+                    latencyMilliseconds: milliseconds(clock.now - started), costUSD: cost, attempts: attempts))
+        }
         var attempts = 0
         var lastError: ProviderError? = nil
-        while attempts <= settings.maxRetries {
+        while attempts <= call.settings.maxRetries {
             attempts += 1
-            await limiter.acquire(model: modelName, estimatedTokens: request.estimatedPromptTokens + maxTokens)
-            let result: Result<ChatResponse, ProviderError>
+            await limiter.acquire(
+                model: model.name, estimatedTokens: call.estimatedInputTokens + call.maxOutputTokens)
+            let response: ChatResponse
             do {
-                result = .success(try await provider.chat(request))
+                response = try await attempt()
             } catch {
-                result = .failure(error)
-            }
-            switch result {
-            case .success(let response):
-                await limiter.release(model: modelName, usedTokens: response.inputTokens + response.outputTokens)
-                let cost =
-                    (Double(response.inputTokens) * model.inputUSDPerMillionTokens
-                        + Double(response.outputTokens) * model.outputUSDPerMillionTokens) / 1e6
-                try store.record(
-                    .init(
-                        key: key, taskID: taskID, role: role, model: modelName, prompt: prompt?.id ?? "none",
-                        sampleIndex: sampleIndex, status: "ok", response: response.text, error: nil,
-                        inputTokens: response.inputTokens, outputTokens: response.outputTokens,
-                        latencyMilliseconds: milliseconds(clock.now - started), costUSD: cost, attempts: attempts))
-                await counters.add(made: 1)
-                await budget?.settle(reserved: worstCase, actual: cost)
-                return response.text
-            case .failure(let error):
-                await limiter.release(model: modelName, usedTokens: request.estimatedPromptTokens)
+                await limiter.release(model: model.name, usedTokens: call.estimatedInputTokens)
                 lastError = error
-                guard error.isRetryable, attempts <= settings.maxRetries else { break }
-                try await Task.sleep(for: .seconds(backoff(attempt: attempts, retryAfter: error.retryAfter, key: key)))
+                guard error.isRetryable, attempts <= call.settings.maxRetries else { break }
+                try await Task.sleep(
+                    for: .seconds(backoff(attempt: attempts, retryAfter: error.retryAfter, key: call.key)))
                 continue
             }
-            break
+            await limiter.release(model: model.name, usedTokens: response.inputTokens + response.outputTokens)
+            let cost =
+                (Double(response.inputTokens) * model.inputUSDPerMillionTokens
+                    + Double(response.outputTokens) * model.outputUSDPerMillionTokens) / 1e6
+            try record(status: "ok", response: response, error: nil, cost: cost, attempts: attempts)
+            await counters.add(made: 1)
+            await budget?.settle(reserved: worstCase, actual: cost)
+            return response.text
         }
-        try store.record(
-            .init(
-                key: key, taskID: taskID, role: role, model: modelName, prompt: prompt?.id ?? "none",
-                sampleIndex: sampleIndex, status: "failed", response: nil, error: lastError?.description,
-                inputTokens: 0, outputTokens: 0, latencyMilliseconds: milliseconds(clock.now - started), costUSD: 0,
-                attempts: attempts))
+        try record(status: "failed", response: nil, error: lastError, cost: 0, attempts: attempts)
         await counters.add(failed: 1)
         await budget?.settle(reserved: worstCase, actual: 0)
         return nil

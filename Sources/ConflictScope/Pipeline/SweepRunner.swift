@@ -182,19 +182,14 @@ public final class SweepRunner: Sendable {
         return next
     }
 
-    /// Embeds outlines (context plus action opportunity) with the configured embedder, or lexically.
+    /// Embeds outlines (context plus action opportunity) with the configured embedder, or lexically
+    /// when there is none or its call failed (the failure is in the call records).
     private func embeddings(_ outlines: [Outline], taskID: String) async throws -> [[Double]] {
         let texts = outlines.map { "\($0.context) \($0.actionOpportunity)" }
         guard let embedder = config.roles.embedder, !texts.isEmpty,
-            let model = config.models[embedder.model], let provider = caller.providers[model.provider]
+            let vectors = try await caller.embed(modelName: embedder.model, texts: texts, taskID: "\(taskID)/embed")
         else { return texts.map(LexicalEmbedding.embed) }
-        do {
-            return try await provider.embed(texts, model: model.modelID)
-        } catch {
-            // Deduplication still works without the embedder. Embedding calls are not yet routed through
-            // ModelCaller, so this failure is neither retried nor recorded.
-            return texts.map(LexicalEmbedding.embed)
-        }
+        return vectors
     }
 
     // MARK: Stage 2 and filtering
