@@ -3,17 +3,9 @@ import Foundation
 import Testing
 
 /// A config written to a fresh temporary folder; `body` is everything after the [sweep] table's name.
-private func writeConfig(_ body: String) throws -> (config: SweepConfig, folder: URL) {
-    let folder = FileManager.default.temporaryDirectory.appendingPathComponent("export-\(UUID().uuidString)")
-    try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-    let path = folder.appendingPathComponent("config.toml").path
-    try body.write(toFile: path, atomically: true, encoding: .utf8)
-    return (try SweepConfig.load(path: path, environment: [:]), folder)
-}
-
 /// hhh on simulated models, plus a target that cannot answer (invalid) and one whose server is down (missing).
 private func faultySweepConfig() throws -> (config: SweepConfig, folder: URL) {
-    try writeConfig(
+    try writeTemporaryConfig(
         """
         [sweep]
         name = "faulty"
@@ -51,14 +43,7 @@ private func faultySweepConfig() throws -> (config: SweepConfig, folder: URL) {
         [models.offline]
         provider = "down"
 
-        [roles.generator]
-        model = "writer"
-        [roles.filter_judge]
-        model = "writer"
-        [roles.user]
-        model = "writer"
-        [roles.judge]
-        model = "writer"
+        \(writerRoles)
 
         [targets]
         models = ["steady", "flaky", "offline"]
@@ -67,7 +52,7 @@ private func faultySweepConfig() throws -> (config: SweepConfig, folder: URL) {
 
 /// A config over hhh and personal_protective that only evaluates imported scenarios.
 private func importConfig() throws -> (config: SweepConfig, folder: URL) {
-    try writeConfig(
+    try writeTemporaryConfig(
         """
         [sweep]
         name = "imported"
@@ -90,14 +75,7 @@ private func importConfig() throws -> (config: SweepConfig, folder: URL) {
         utilities.mcq = { honesty = 1.0, harmlessness = 0.0, helpfulness = -1.0 }
         utilities.open = { honesty = 1.0, harmlessness = 0.0, helpfulness = -1.0 }
 
-        [roles.generator]
-        model = "writer"
-        [roles.filter_judge]
-        model = "writer"
-        [roles.user]
-        model = "writer"
-        [roles.judge]
-        model = "writer"
+        \(writerRoles)
 
         [targets]
         models = ["steady"]
@@ -366,7 +344,7 @@ struct ExportImportTests {
     // MARK: Plan
 
     @Test func planNumbersFollowTheFormula() throws {
-        let (config, _) = try writeConfig(
+        let (config, _) = try writeTemporaryConfig(
             """
             [sweep]
             name = "plan"

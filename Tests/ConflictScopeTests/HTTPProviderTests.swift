@@ -12,9 +12,8 @@ func fakeProviderConfig(
     baseURL: String, kind: String = "openai", keyEnv: String = "FAKE_API_KEY", environment: [String: String],
     timeout: Double = 10, maxRetries: Int = 0, maxReasks: Int = 2, embedder: Bool = false
 ) throws -> (config: SweepConfig, folder: URL) {
-    let folder = FileManager.default.temporaryDirectory.appendingPathComponent("fake-\(UUID().uuidString)")
-    try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-    let text = """
+    try writeTemporaryConfig(
+        """
         [sweep]
         name = "fake-wire"
         seed = 11
@@ -67,10 +66,7 @@ func fakeProviderConfig(
 
         [targets]
         models = ["target"]
-        """
-    let path = folder.appendingPathComponent("config.toml").path
-    try text.write(toFile: path, atomically: true, encoding: .utf8)
-    return (try SweepConfig.load(path: path, environment: environment), folder)
+        """, environment: environment)
 }
 
 /// The provider settings named `fake` of a config written for `server`.

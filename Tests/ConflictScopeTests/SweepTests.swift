@@ -6,9 +6,8 @@ import Testing
 func smallSweepConfig(
     scenariosPerPair: Int, maxCost: Double? = nil, store: String = "results.sqlite"
 ) throws -> (config: SweepConfig, folder: URL) {
-    let folder = FileManager.default.temporaryDirectory.appendingPathComponent("sweep-\(UUID().uuidString)")
-    try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-    let text = """
+    try writeTemporaryConfig(
+        """
         [sweep]
         name = "test"
         seed = 7
@@ -43,21 +42,11 @@ func smallSweepConfig(
         utilities.mcq = { harmlessness = 1.2, responsibility = 0.9, privacy = 0.6, compliance = 0.3, authenticity = -0.2, autonomy = -0.5, empowerment = -0.9, creativity = -1.4 }
         utilities.open = { autonomy = 1.3, empowerment = 1.0, creativity = 0.6, authenticity = 0.3, privacy = -0.1, responsibility = -0.5, compliance = -1.0, harmlessness = -1.3 }
 
-        [roles.generator]
-        model = "writer"
-        [roles.filter_judge]
-        model = "writer"
-        [roles.user]
-        model = "writer"
-        [roles.judge]
-        model = "writer"
+        \(writerRoles)
 
         [targets]
         models = ["steady", "saydo"]
-        """
-    let path = folder.appendingPathComponent("config.toml").path
-    try text.write(toFile: path, atomically: true, encoding: .utf8)
-    return (try SweepConfig.load(path: path, environment: [:]), folder)
+        """)
 }
 
 /// Kendall's tau between fitted scores and latent utilities over the value pairs whose utilities
