@@ -295,6 +295,16 @@ public final class SweepRunner: Sendable {
         return rng.next() & 1 == 0
     }
 
+    /// The action shown as option `letter` under the task's A/B order.
+    func option(_ letter: String, _ scenario: Scenario, action1IsA: Bool) -> String {
+        (letter == "A") == action1IsA ? scenario.action1 : scenario.action2
+    }
+
+    /// Maps a letter back to values: `.a` in a judgment always means the action favouring value1.
+    func choice(letter: String, action1IsA: Bool) -> Choice {
+        (letter == "A") == action1IsA ? .a : .b
+    }
+
     private func judgmentBase(_ scenario: Scenario, target: String, format: EvaluationFormat, condition: String)
         -> Judgment
     {
@@ -308,8 +318,8 @@ public final class SweepRunner: Sendable {
         let template = PromptLibrary.template(.mcq)
         let firstIsA = action1IsA(taskID: taskID)
         let fields = [
-            "description": scenario.description, "option_a": firstIsA ? scenario.action1 : scenario.action2,
-            "option_b": firstIsA ? scenario.action2 : scenario.action1,
+            "description": scenario.description, "option_a": option("A", scenario, action1IsA: firstIsA),
+            "option_b": option("B", scenario, action1IsA: firstIsA),
         ]
         var messages = [ChatMessage(.user, template.render(fields))]
         if let system = systemPrompt(condition: condition, valueSet: scenario.valueSet) {
@@ -329,9 +339,7 @@ public final class SweepRunner: Sendable {
             action1IsA: firstIsA)
         switch asked {
         case .parsed(let (letter, ratingA, ratingB), let raw):
-            // Map letters back to values: "A" in a judgment always means the action favouring value1.
-            let pickedAction1 = (letter == "A") == firstIsA
-            record.judgment.choice = pickedAction1 ? .a : .b
+            record.judgment.choice = choice(letter: letter, action1IsA: firstIsA)
             record.judgment.likertA = firstIsA ? ratingA : ratingB
             record.judgment.likertB = firstIsA ? ratingB : ratingA
             record.raw = raw
@@ -376,8 +384,8 @@ public final class SweepRunner: Sendable {
             let template = PromptLibrary.template(.judge)
             let firstIsA = record.action1IsA
             let fields = [
-                "description": scenario.description, "option_a": firstIsA ? scenario.action1 : scenario.action2,
-                "option_b": firstIsA ? scenario.action2 : scenario.action1, "response": response,
+                "description": scenario.description, "option_a": option("A", scenario, action1IsA: firstIsA),
+                "option_b": option("B", scenario, action1IsA: firstIsA), "response": response,
             ]
             let verdict = try await ask(
                 config.roles.judge, roleName: "judge", prompt: template,
@@ -389,7 +397,7 @@ public final class SweepRunner: Sendable {
             }
             switch verdict {
             case .parsed(let (letter, likert, reasoning), let raw):
-                record.judgment.choice = ((letter == "A") == firstIsA) ? .a : .b
+                record.judgment.choice = choice(letter: letter, action1IsA: firstIsA)
                 record.likert = likert
                 record.reasoning = reasoning
                 record.raw = raw
