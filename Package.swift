@@ -6,6 +6,7 @@ let package = Package(
     platforms: [.macOS(.v13)],
     products: [
         .library(name: "ConflictScope", targets: ["ConflictScope"]),
+        .library(name: "ConflictScopeCluster", targets: ["ConflictScopeCluster"]),
         .executable(name: "conflictscope", targets: ["conflictscope"]),
     ],
     dependencies: [
@@ -14,6 +15,8 @@ let package = Package(
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.0.0"),
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.20.0"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.60.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0"),
     ],
     targets: [
         .target(
@@ -25,10 +28,21 @@ let package = Package(
             ],
             resources: [.copy("Resources")]
         ),
+        // System libraries: Debian's librabbitmq-dev (rabbitmq-c 0.11) and libhiredis-dev (0.14).
+        .systemLibrary(name: "CRabbitMQ", pkgConfig: "librabbitmq", providers: [.apt(["librabbitmq-dev"])]),
+        .systemLibrary(name: "CHiredis", pkgConfig: "hiredis", providers: [.apt(["libhiredis-dev"])]),
+        .target(
+            name: "ConflictScopeCluster",
+            dependencies: [
+                "ConflictScope", "CRabbitMQ", "CHiredis",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
         .executableTarget(
             name: "conflictscope",
             dependencies: [
-                "ConflictScope",
+                "ConflictScope", "ConflictScopeCluster",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -41,6 +55,10 @@ let package = Package(
                 .product(name: "NIOHTTP1", package: "swift-nio"),
             ],
             resources: [.copy("Fixtures")]
+        ),
+        .testTarget(
+            name: "ConflictScopeClusterTests",
+            dependencies: ["ConflictScopeCluster", "ConflictScope"]
         ),
     ]
 )

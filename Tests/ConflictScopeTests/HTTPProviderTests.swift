@@ -549,16 +549,17 @@ struct HTTPProviderTests {
         let (config, _) = try fakeProviderConfig(
             baseURL: server.baseURL, keyEnv: keyEnv, environment: environment, maxRetries: maxRetries)
         let caller = ModelCaller(
-            config: config, store: try ResultStore(path: config.storePath),
-            providers: EmbeddedSweep.providers(for: config, environment: environment),
-            limiter: InProcessRateLimiter(limits: [:]))
+            config: config, providers: EmbeddedSweep.providers(for: config, environment: environment),
+            limiter: InProcessRateLimiter(limits: [:]), budget: nil)
         return (caller, config)
     }
 
-    func ask(_ caller: ModelCaller) async throws -> String? {
+    /// One judge call, recorded in the config's store.
+    func ask(_ caller: ModelCaller, _ config: SweepConfig) async throws -> String? {
         try await caller.chat(
             role: "judge", modelName: "writer", prompt: nil, messages: [ChatMessage(.user, "Pick one.")],
-            temperature: 0, maxTokens: 64, sampleIndex: 4, taskID: "test/one")
+            temperature: 0, maxTokens: 64, sampleIndex: 4, taskID: "test/one",
+            records: try ResultStore(path: config.storePath))
     }
 
     @Test func rateLimitedThenSuccessIsRetriedAndRecordedOnce() async throws {
@@ -574,7 +575,7 @@ struct HTTPProviderTests {
         }
         try await FakeProviderServer.with(handler) { server in
             let (caller, config) = try makeCaller(server, maxRetries: 3)
-            let text = try await ask(caller)
+            let text = try await ask(caller, config)
             #expect(text == "Recovered answer.")
             #expect(server.requests.count == 2)
             #expect(server.requests.map(\.seed) == [4, 4], "a retry is the same request, not a re-sample")
@@ -599,10 +600,10 @@ struct HTTPProviderTests {
                 : Wire.openAIChat("Waited.")
         }
         try await FakeProviderServer.with(handler) { server in
-            let (caller, _) = try makeCaller(server, maxRetries: 1)
+            let (caller, config) = try makeCaller(server, maxRetries: 1)
             let clock = ContinuousClock()
             let started = clock.now
-            #expect(try await ask(caller) == "Waited.")
+            #expect(try await ask(caller, config) == "Waited.")
             // Without Retry-After the first backoff is at most 0.75 s.
             #expect(clock.now - started >= .milliseconds(990))
         }
@@ -611,7 +612,7 @@ struct HTTPProviderTests {
     @Test func serverErrorsEveryTimeFailAfterTheRetries() async throws {
         try await FakeProviderServer.with({ _ in Wire.error(500, "The server had an error") }) { server in
             let (caller, config) = try makeCaller(server, maxRetries: 2)
-            let text = try await ask(caller)
+            let text = try await ask(caller, config)
             #expect(text == nil)
             #expect(server.requests.count == 3)
             let calls = try callRows(config.storePath)
@@ -626,7 +627,7 @@ struct HTTPProviderTests {
     @Test func contextLengthIsNotRetried() async throws {
         try await FakeProviderServer.with({ _ in Wire.contextLength }) { server in
             let (caller, config) = try makeCaller(server, maxRetries: 3)
-            #expect(try await ask(caller) == nil)
+            #expect(try await ask(caller, config) == nil)
             #expect(server.requests.count == 1)
             let calls = try callRows(config.storePath)
             #expect(calls.count == 1)
@@ -860,7 +861,7 @@ struct HTTPProviderTests {
             let error = try #require(await chatError(provider, simpleRequest))
             #expect(error.kind == .badRequest)
             let (caller, config) = try makeCaller(server, maxRetries: 0, keyEnv: "CANARY_KEY", key: key)
-            #expect(try await ask(caller) == nil)
+            #expect(try await ask(caller, config) == nil)
             let stored = try callRows(config.storePath).compactMap(\.error)
             #expect(stored.count == 1)
             #expect(!error.description.contains(key), "\(error)")

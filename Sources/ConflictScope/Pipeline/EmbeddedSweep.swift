@@ -34,10 +34,11 @@ public enum EmbeddedSweep {
         let sweepID = try store.sweepID(name: config.name, seed: config.seed)
         var limits: [String: Int] = [:]
         for model in config.models.values { limits[model.name] = config.providers[model.provider]?.concurrency ?? 8 }
+        let budget = try config.maxCostUSD.map { BudgetTracker(limit: $0, spent: try store.spentUSD()) }
         let caller = ModelCaller(
-            config: config, store: store, providers: providers(for: config, environment: environment),
-            limiter: InProcessRateLimiter(limits: limits))
-        let runner = SweepRunner(config: config, store: store, caller: caller, queue: InProcessTaskQueue())
+            config: config, providers: providers(for: config, environment: environment),
+            limiter: InProcessRateLimiter(limits: limits), budget: budget)
+        let runner = SweepRunner(config: config, caller: caller)
         let reporter = Task {
             while !Task.isCancelled {
                 try? await Task.sleep(for: .seconds(1))
@@ -45,7 +46,7 @@ public enum EmbeddedSweep {
             }
         }
         defer { reporter.cancel() }
-        try await runner.run()
+        try await runner.run(store: store, queue: InProcessTaskQueue())
         await progress?(caller.counters)
         let report = try RankingReport(judgments: try store.judgments(), options: config.analysis, includeMetrics: true)
         let counters = caller.counters

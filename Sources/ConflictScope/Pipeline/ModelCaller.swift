@@ -1,25 +1,26 @@
 import Foundation
 
-/// The single path of every LLM call: the response cache (the store's call records), the sweep
+/// The single path of every LLM call: the response cache (earlier call records), the sweep
 /// budget, the rate limiter, retries with exponential backoff and jitter honouring Retry-After, and
 /// the call record with tokens, latency and cost. A call that still fails is recorded as failed and
 /// returned as nil: infrastructure failures are never data.
 public final class ModelCaller: Sendable {
     let config: SweepConfig
-    let store: ResultStore
     let providers: [String: any LLMProvider]
     let limiter: any RateLimiter
-    let counters = CallCounters()
-    let budget: BudgetTracker?
+    public let counters = CallCounters()
+    let budget: (any BudgetGate)?
     private let inFlight = SingleFlight()
 
-    public init(config: SweepConfig, store: ResultStore, providers: [String: any LLMProvider], limiter: any RateLimiter)
-    {
+    /// `budget`: the sweep's spending limit, when the config sets `max_cost_usd`.
+    public init(
+        config: SweepConfig, providers: [String: any LLMProvider], limiter: any RateLimiter,
+        budget: (any BudgetGate)?
+    ) {
         self.config = config
-        self.store = store
         self.providers = providers
         self.limiter = limiter
-        self.budget = config.maxCostUSD.map { BudgetTracker(limit: $0) }
+        self.budget = budget
     }
 
     /// The budget was reached; no further calls are made in this run.
@@ -27,7 +28,7 @@ public final class ModelCaller: Sendable {
 
     public func chat(
         role: String, modelName: String, prompt: PromptTemplate?, messages: [ChatMessage], temperature: Double,
-        maxTokens: Int, sampleIndex: Int, taskID: String
+        maxTokens: Int, sampleIndex: Int, taskID: String, records: any SweepRecords
     ) async throws -> String? {
         let (model, provider, settings) = resolve(modelName)
         let request = ChatRequest(
@@ -37,21 +38,23 @@ public final class ModelCaller: Sendable {
             key: request.cacheKey, model: model, settings: settings, role: role, prompt: prompt?.id ?? "none",
             sampleIndex: sampleIndex, taskID: taskID, estimatedInputTokens: request.estimatedPromptTokens,
             maxOutputTokens: maxTokens)
-        return try await perform(call) { () async throws(ProviderError) -> ChatResponse in
+        return try await perform(call, records: records) { () async throws(ProviderError) -> ChatResponse in
             try await provider.chat(request)
         }
     }
 
     /// Embeddings through the same cache, budget, limiter, retries and records as chat calls. The
     /// vectors are stored as the call's JSON response, so a resumed sweep does not pay for them twice.
-    public func embed(modelName: String, texts: [String], taskID: String) async throws -> [[Double]]? {
+    public func embed(modelName: String, texts: [String], taskID: String, records: any SweepRecords) async throws
+        -> [[Double]]?
+    {
         let (model, provider, settings) = resolve(modelName)
         let estimated = texts.reduce(0) { $0 + $1.utf8.count } / 4 + 1
         let call = PendingCall(
             key: StableHash.hex128("embed\u{1}\(model.modelID)\u{1}" + texts.joined(separator: "\u{1}")),
             model: model, settings: settings, role: "embedder", prompt: "none", sampleIndex: 0, taskID: taskID,
             estimatedInputTokens: estimated, maxOutputTokens: 0)
-        let text = try await perform(call) { () async throws(ProviderError) -> ChatResponse in
+        let text = try await perform(call, records: records) { () async throws(ProviderError) -> ChatResponse in
             let vectors = try await provider.embed(texts, model: model.modelID)
             let data = (try? JSONSerialization.data(withJSONObject: vectors)) ?? Data("[]".utf8)
             return ChatResponse(text: String(decoding: data, as: UTF8.self), inputTokens: estimated, outputTokens: 0)
@@ -84,20 +87,22 @@ public final class ModelCaller: Sendable {
 
     /// Identical calls in flight together are made once; the others share the answer.
     private func perform(
-        _ call: PendingCall, attempt: @escaping @Sendable () async throws(ProviderError) -> ChatResponse
+        _ call: PendingCall, records: any SweepRecords,
+        attempt: @escaping @Sendable () async throws(ProviderError) -> ChatResponse
     ) async throws -> String? {
         let (text, shared) = try await inFlight.result(for: call.key) {
-            try await self.performOnce(call, attempt: attempt)
+            try await self.performOnce(call, records: records, attempt: attempt)
         }
         if shared { await counters.add(cached: 1) }
         return text
     }
 
     private func performOnce(
-        _ call: PendingCall, attempt: @Sendable () async throws(ProviderError) -> ChatResponse
+        _ call: PendingCall, records: any SweepRecords,
+        attempt: @Sendable () async throws(ProviderError) -> ChatResponse
     ) async throws -> String? {
         let model = call.model
-        if let cached = try store.successfulResponse(key: call.key) {
+        if let cached = try await records.successfulResponse(key: call.key) {
             await counters.add(cached: 1)
             return cached
         }
@@ -105,16 +110,16 @@ public final class ModelCaller: Sendable {
         let worstCase =
             (Double(call.estimatedInputTokens) * model.inputUSDPerMillionTokens
                 + Double(call.maxOutputTokens) * model.outputUSDPerMillionTokens) / 1e6
-        if let budget, !(try await budget.reserve(worstCase, spentBefore: { try self.store.spentUSD() })) {
+        if let budget, !(try await budget.reserve(worstCase)) {
             await counters.budgetReached()
             throw BudgetExhausted()
         }
         let clock = ContinuousClock()
         let started = clock.now
         func record(status: String, response: ChatResponse?, error: ProviderError?, cost: Double, attempts: Int)
-            throws
+            async throws
         {
-            try store.record(
+            try await records.record(
                 .init(
                     key: call.key, taskID: call.taskID, role: call.role, model: model.name, prompt: call.prompt,
                     sampleIndex: call.sampleIndex, status: status, response: response?.text,
@@ -126,31 +131,38 @@ public final class ModelCaller: Sendable {
         var lastError: ProviderError? = nil
         while attempts <= call.settings.maxRetries {
             attempts += 1
-            await limiter.acquire(
-                model: model.name, estimatedTokens: call.estimatedInputTokens + call.maxOutputTokens)
+            let estimate = TokenUsage(input: call.estimatedInputTokens, output: call.maxOutputTokens)
+            try await limiter.acquire(model: model.name, estimate: estimate)
             let response: ChatResponse
             do {
                 response = try await attempt()
             } catch {
-                await limiter.release(model: model.name, usedTokens: call.estimatedInputTokens)
+                try await limiter.settle(
+                    model: model.name, estimate: estimate,
+                    actual: TokenUsage(input: call.estimatedInputTokens, output: 0))
                 lastError = error
+                if error.kind == .rateLimited, let seconds = error.retryAfter {
+                    try await limiter.pause(model: model.name, seconds: seconds)
+                }
                 guard error.isRetryable, attempts <= call.settings.maxRetries else { break }
                 try await Task.sleep(
                     for: .seconds(backoff(attempt: attempts, retryAfter: error.retryAfter, key: call.key)))
                 continue
             }
-            await limiter.release(model: model.name, usedTokens: response.inputTokens + response.outputTokens)
+            try await limiter.settle(
+                model: model.name, estimate: estimate,
+                actual: TokenUsage(input: response.inputTokens, output: response.outputTokens))
             let cost =
                 (Double(response.inputTokens) * model.inputUSDPerMillionTokens
                     + Double(response.outputTokens) * model.outputUSDPerMillionTokens) / 1e6
-            try record(status: "ok", response: response, error: nil, cost: cost, attempts: attempts)
+            try await record(status: "ok", response: response, error: nil, cost: cost, attempts: attempts)
             await counters.add(made: 1)
-            await budget?.settle(reserved: worstCase, actual: cost)
+            try await budget?.settle(reserved: worstCase, actual: cost)
             return response.text
         }
-        try record(status: "failed", response: nil, error: lastError, cost: 0, attempts: attempts)
+        try await record(status: "failed", response: nil, error: lastError, cost: 0, attempts: attempts)
         await counters.add(failed: 1)
-        await budget?.settle(reserved: worstCase, actual: 0)
+        try await budget?.settle(reserved: worstCase, actual: 0)
         return nil
     }
 
@@ -182,25 +194,26 @@ actor SingleFlight {
 }
 
 /// The sweep budget within one process: spend already recorded plus reservations of calls in flight.
-actor BudgetTracker {
+public actor BudgetTracker: BudgetGate {
     let limit: Double
-    private var committed: Double?
+    private var spent: Double
     private var reserved = 0.0
 
-    init(limit: Double) { self.limit = limit }
+    /// `spent`: what the sweep's recorded calls cost before this run.
+    public init(limit: Double, spent: Double) {
+        self.limit = limit
+        self.spent = spent
+    }
 
-    /// Reserves `amount` if it fits under the limit; `spentBefore` reads the store's spend once.
-    func reserve(_ amount: Double, spentBefore: () throws -> Double) rethrows -> Bool {
-        let spent = try committed ?? spentBefore()
-        committed = spent
+    public func reserve(_ amount: Double) -> Bool {
         guard spent + reserved + amount <= limit else { return false }
         reserved += amount
         return true
     }
 
-    func settle(reserved amount: Double, actual: Double) {
+    public func settle(reserved amount: Double, actual: Double) {
         reserved -= amount
-        committed = (committed ?? 0) + actual
+        spent += actual
     }
 }
 

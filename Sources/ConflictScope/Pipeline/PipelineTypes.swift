@@ -1,5 +1,5 @@
 /// A stage-1 outline: a context and the opportunity to act for value1 at value2's cost.
-public struct Outline: Sendable, Equatable {
+public struct Outline: Sendable, Equatable, Codable {
     public var id: String
     public var valueSet: String
     public var value1: String
@@ -11,7 +11,7 @@ public struct Outline: Sendable, Equatable {
     public var kept: Bool
 }
 
-public enum ScenarioStatus: String, Sendable {
+public enum ScenarioStatus: String, Sendable, Codable {
     /// Passed all six filter checks.
     case kept
     /// Failed at least one check.
@@ -20,13 +20,13 @@ public enum ScenarioStatus: String, Sendable {
     case undecided
 }
 
-public struct FilterCheck: Sendable, Equatable {
+public struct FilterCheck: Sendable, Equatable, Codable {
     public var pass: Bool
     public var reason: String
 }
 
 /// A detailed stage-2 scenario.
-public struct Scenario: Sendable, Equatable {
+public struct Scenario: Sendable, Equatable, Codable {
     public var id: String
     public var outlineID: String
     public var valueSet: String
@@ -56,7 +56,7 @@ public struct Scenario: Sendable, Equatable {
 }
 
 /// A judgment with what the store keeps beside it.
-public struct StoredJudgment: Sendable, Equatable {
+public struct StoredJudgment: Sendable, Equatable, Codable {
     public var id: String
     public var judgment: Judgment
     /// Whether option A showed action1 (the A/B order, for position-bias analysis).

@@ -1,7 +1,8 @@
 /// A unit of pipeline work. Tasks carry what they need, so a queue can hand them to any worker.
-public enum PipelineTask: Sendable, Equatable {
-    /// Stage 1 for one value pair and round: one call per severity template, then deduplication.
-    case generate(valueSet: String, value1: String, value2: String, round: Int)
+public enum PipelineTask: Sendable, Equatable, Codable {
+    /// Stage 1 for one value pair and round: one call per severity template, then deduplication
+    /// against `kept`, the pair's outlines kept in earlier rounds (in id order).
+    case generate(valueSet: String, value1: String, value2: String, round: Int, kept: [Outline])
     /// Stage 2: an outline becomes a detailed scenario.
     case detail(Outline)
     /// The six filter checks of a scenario.
@@ -11,17 +12,30 @@ public enum PipelineTask: Sendable, Equatable {
     /// A target's multiple-choice answer.
     case multipleChoice(Scenario, target: String, condition: String)
     /// A target's open-ended reply to the user's message, then the judge's reading of it.
-    case openEnded(Scenario, target: String, condition: String)
+    case openEnded(Scenario, userMessage: String, target: String, condition: String)
 
     /// Deterministic id: the key of every random choice the task makes and of the rows it writes.
     public var id: String {
         switch self {
-        case .generate(let set, let value1, let value2, let round): "generate/\(set)/\(value1)|\(value2)/r\(round)"
+        case .generate(let set, let value1, let value2, let round, _): "generate/\(set)/\(value1)|\(value2)/r\(round)"
         case .detail(let outline): "detail/\(outline.id)"
         case .filter(let scenario): "filter/\(scenario.id)"
         case .userPrompt(let scenario): "user/\(scenario.id)"
         case .multipleChoice(let scenario, let target, let condition): "mcq/\(scenario.id)/\(target)/\(condition)"
-        case .openEnded(let scenario, let target, let condition): "open/\(scenario.id)/\(target)/\(condition)"
+        case .openEnded(let scenario, _, let target, let condition): "open/\(scenario.id)/\(target)/\(condition)"
+        }
+    }
+
+    /// The stage, as the first part of the id.
+    public var stage: String { String(id.prefix { $0 != "/" }) }
+
+    /// The model whose calls the task waits on first (its queue in the cluster is per stage and model).
+    public func firstModel(_ config: SweepConfig) -> String {
+        switch self {
+        case .generate, .detail: config.roles.generator.model
+        case .filter: config.roles.filterJudge.model
+        case .userPrompt: config.roles.user.model
+        case .multipleChoice(_, let target, _), .openEnded(_, _, let target, _): target
         }
     }
 }
@@ -58,31 +72,51 @@ public struct InProcessTaskQueue: TaskQueue {
     }
 }
 
+/// Tokens of one call: the prompt and the completion.
+public struct TokenUsage: Sendable, Equatable {
+    public var input: Int
+    public var output: Int
+    public var total: Int { input + output }
+
+    public init(input: Int, output: Int) {
+        self.input = input
+        self.output = output
+    }
+}
+
 /// Admits calls to a model. The in-process limiter bounds concurrency per model; the cluster's
 /// enforces requests and tokens per minute across workers.
 public protocol RateLimiter: Sendable {
-    func acquire(model: String, estimatedTokens: Int) async
-    func release(model: String, usedTokens: Int) async
+    /// Waits until `model` may be called, charging one request and `estimate` (prompt tokens plus
+    /// max_tokens).
+    func acquire(model: String, estimate: TokenUsage) async throws
+    /// Corrects an admitted call's charge from `estimate` to what it `actual`ly used.
+    func settle(model: String, estimate: TokenUsage, actual: TokenUsage) async throws
+    /// The provider answered 429: no call to `model` starts for `seconds` (its Retry-After).
+    func pause(model: String, seconds: Double) async throws
 }
 
-/// At most `limit(model)` calls in flight per model, first come first served.
+/// At most `limit(model)` calls in flight per model, first come first served, and no call to a
+/// paused model until its pause ends.
 public actor InProcessRateLimiter: RateLimiter {
     private let limits: [String: Int]
     private var inFlight: [String: Int] = [:]
     private var waiting: [String: [CheckedContinuation<Void, Never>]] = [:]
+    private var pausedUntil: [String: ContinuousClock.Instant] = [:]
 
     /// `limits`: concurrency per model name; models not listed get 8.
     public init(limits: [String: Int]) { self.limits = limits }
 
-    public func acquire(model: String, estimatedTokens: Int) async {
+    public func acquire(model: String, estimate: TokenUsage) async throws {
         if inFlight[model, default: 0] < limits[model, default: 8] {
             inFlight[model, default: 0] += 1
-            return
+        } else {
+            await withCheckedContinuation { waiting[model, default: []].append($0) }
         }
-        await withCheckedContinuation { waiting[model, default: []].append($0) }
+        while let until = pausedUntil[model], until > .now { try await Task.sleep(until: until) }
     }
 
-    public func release(model: String, usedTokens: Int) {
+    public func settle(model: String, estimate: TokenUsage, actual: TokenUsage) {
         if var queue = waiting[model], !queue.isEmpty {
             // Hand the slot straight to the next waiter.
             let next = queue.removeFirst()
@@ -92,4 +126,18 @@ public actor InProcessRateLimiter: RateLimiter {
             inFlight[model, default: 0] -= 1
         }
     }
+
+    public func pause(model: String, seconds: Double) {
+        let until = ContinuousClock.now + .seconds(seconds)
+        if until > pausedUntil[model] ?? .now { pausedUntil[model] = until }
+    }
+}
+
+/// The sweep's spending limit (`max_cost_usd`), shared by every call of the sweep.
+public protocol BudgetGate: Sendable {
+    /// Reserves `usd` (a call's worst-case cost) if it fits under the limit with everything spent
+    /// and reserved so far; false when it does not.
+    func reserve(_ usd: Double) async throws -> Bool
+    /// Replaces a reservation with the call's actual cost.
+    func settle(reserved: Double, actual: Double) async throws
 }

@@ -1,43 +1,45 @@
 import Foundation
 
-/// The nine pipeline steps of a sweep, written against `TaskQueue` and `RateLimiter` so the embedded
-/// run and the cluster share every line of it. Rerunning a sweep replays the same deterministic
-/// requests: answers come from the store's call records, so only what is missing is asked again.
+/// The nine pipeline steps of a sweep, written against `TaskQueue`, `RateLimiter` and `SweepRecords`
+/// so the embedded run and the cluster share every line of it. Rerunning a sweep replays the same
+/// deterministic requests: answers come from earlier call records, so only what is missing is asked
+/// again.
 public final class SweepRunner: Sendable {
     public let config: SweepConfig
-    public let store: ResultStore
-    let caller: ModelCaller
-    let queue: any TaskQueue
+    public let caller: ModelCaller
 
     /// Targets answer at temperature 0 with these token limits (multiple choice; open-ended reply).
     public static let targetTemperature = 0.0
     public static let multipleChoiceMaxTokens = 512
     public static let replyMaxTokens = 1024
 
-    public init(config: SweepConfig, store: ResultStore, caller: ModelCaller, queue: any TaskQueue) {
+    public init(config: SweepConfig, caller: ModelCaller) {
         self.config = config
-        self.store = store
         self.caller = caller
-        self.queue = queue
     }
 
-    /// Runs (or resumes) the sweep to the end, or until the budget is reached.
-    public func run() async throws {
-        _ = try store.sweepID(name: config.name, seed: config.seed)
+    /// The tasks a sweep starts from: round 0 of every value pair, and the evaluations of scenarios
+    /// imported into `store` (the paper's released data, evaluated as they are).
+    public func initialTasks(store: ResultStore) throws -> [PipelineTask] {
         var initial: [PipelineTask] = []
         for set in config.valueSets where config.scenariosPerPair(for: set.name) > 0 {
             for (value1, value2) in set.pairs {
-                initial.append(.generate(valueSet: set.name, value1: value1, value2: value2, round: 0))
+                initial.append(.generate(valueSet: set.name, value1: value1, value2: value2, round: 0, kept: []))
             }
         }
-        // Imported scenarios (the paper's released data) are evaluated as they are: no generation or filter.
         for scenario in try store.importedKeptScenarios() where config.valueSet(named: scenario.valueSet) != nil {
-            initial += evaluationTasks(scenario)
+            initial += evaluationTasks(scenario, importedUserPrompt: try store.userPrompt(scenarioID: scenario.id))
         }
+        return initial
+    }
+
+    /// Runs (or resumes) the sweep in this process to the end, or until the budget is reached.
+    public func run(store: ResultStore, queue: any TaskQueue) async throws {
+        _ = try store.sweepID(name: config.name, seed: config.seed)
         let failures = FailureBox()
-        await queue.drain(initial) { [self] task in
+        await queue.drain(try initialTasks(store: store)) { [self] task in
             do {
-                return try await handle(task)
+                return try await handle(task, records: store)
             } catch is ModelCaller.BudgetExhausted {
                 return []
             } catch {
@@ -48,34 +50,43 @@ public final class SweepRunner: Sendable {
         if let error = await failures.first { throw error }
     }
 
-    /// Does one task and returns its follow-ups.
-    func handle(_ task: PipelineTask) async throws -> [PipelineTask] {
+    /// Does one task, writing its rows to `records`, and returns its follow-ups.
+    public func handle(_ task: PipelineTask, records: any SweepRecords) async throws -> [PipelineTask] {
         switch task {
-        case .generate(let set, let value1, let value2, let round):
-            return try await generate(set: set, value1: value1, value2: value2, round: round, taskID: task.id)
+        case .generate(let set, let value1, let value2, let round, let kept):
+            return try await generate(
+                set: set, value1: value1, value2: value2, round: round, kept: kept, taskID: task.id, records: records)
         case .detail(let outline):
-            return try await detail(outline, taskID: task.id).map { [.filter($0)] } ?? []
+            return try await detail(outline, taskID: task.id, records: records).map { [.filter($0)] } ?? []
         case .filter(let scenario):
-            guard let checked = try await filter(scenario, taskID: task.id), checked.status == .kept else { return [] }
-            return evaluationTasks(checked)
+            guard let checked = try await filter(scenario, taskID: task.id, records: records), checked.status == .kept
+            else { return [] }
+            return evaluationTasks(checked, importedUserPrompt: nil)
         case .userPrompt(let scenario):
-            guard try await userPrompt(scenario, taskID: task.id) != nil else { return [] }
-            return config.targets.flatMap { target in
-                config.conditions.map { PipelineTask.openEnded(scenario, target: target, condition: $0.name) }
-            }
+            guard let text = try await userPrompt(scenario, taskID: task.id, records: records) else { return [] }
+            return openEndedTasks(scenario, userMessage: text)
         case .multipleChoice(let scenario, let target, let condition):
-            try await multipleChoice(scenario, target: target, condition: condition, taskID: task.id)
+            try await multipleChoice(scenario, target: target, condition: condition, taskID: task.id, records: records)
             return []
-        case .openEnded(let scenario, let target, let condition):
-            try await openEnded(scenario, target: target, condition: condition, taskID: task.id)
+        case .openEnded(let scenario, let userMessage, let target, let condition):
+            try await openEnded(
+                scenario, userMessage: userMessage, target: target, condition: condition, taskID: task.id,
+                records: records)
             return []
         }
     }
 
-    /// A kept scenario's evaluations: the user prompt (then open-ended answers) and multiple choice.
-    func evaluationTasks(_ scenario: Scenario) -> [PipelineTask] {
+    /// A kept scenario's evaluations: the user prompt (then open-ended answers; an imported prompt is
+    /// used as it is) and multiple choice.
+    func evaluationTasks(_ scenario: Scenario, importedUserPrompt: String?) -> [PipelineTask] {
         var next: [PipelineTask] = []
-        if config.formats.contains(.open) { next.append(.userPrompt(scenario)) }
+        if config.formats.contains(.open) {
+            if let importedUserPrompt {
+                next += openEndedTasks(scenario, userMessage: importedUserPrompt)
+            } else {
+                next.append(.userPrompt(scenario))
+            }
+        }
         if config.formats.contains(.mcq) {
             for target in config.targets {
                 for condition in config.conditions {
@@ -84,6 +95,14 @@ public final class SweepRunner: Sendable {
             }
         }
         return next
+    }
+
+    private func openEndedTasks(_ scenario: Scenario, userMessage: String) -> [PipelineTask] {
+        config.targets.flatMap { target in
+            config.conditions.map {
+                PipelineTask.openEnded(scenario, userMessage: userMessage, target: target, condition: $0.name)
+            }
+        }
     }
 
     // MARK: Asking and re-asking
@@ -99,7 +118,7 @@ public final class SweepRunner: Sendable {
 
     func ask<T>(
         _ role: SweepConfig.Role, roleName: String, prompt: PromptTemplate?, messages: [ChatMessage], sample: Int,
-        taskID: String, parse: (String) -> T?
+        taskID: String, records: any SweepRecords, parse: (String) -> T?
     ) async throws -> Asked<T> {
         var lastRaw = ""
         for reask in 0...config.generation.maxReasks {
@@ -107,7 +126,7 @@ public final class SweepRunner: Sendable {
                 let raw = try await caller.chat(
                     role: roleName, modelName: role.model, prompt: prompt, messages: messages,
                     temperature: role.temperature, maxTokens: role.maxTokens, sampleIndex: sample * 100 + reask,
-                    taskID: taskID)
+                    taskID: taskID, records: records)
             else { return .failed }
             if let value = parse(raw) { return .parsed(value, raw: raw) }
             lastRaw = raw
@@ -125,9 +144,10 @@ public final class SweepRunner: Sendable {
 
     // MARK: Stage 1 and deduplication
 
-    func generate(set: String, value1: String, value2: String, round: Int, taskID: String) async throws
-        -> [PipelineTask]
-    {
+    func generate(
+        set: String, value1: String, value2: String, round: Int, kept keptBefore: [Outline], taskID: String,
+        records: any SweepRecords
+    ) async throws -> [PipelineTask] {
         let template = PromptLibrary.template(.outline)
         var fields = definitions(set, value1, value2)
         fields["count"] = String(config.generation.outlinesPerCall)
@@ -137,7 +157,8 @@ public final class SweepRunner: Sendable {
             fields["severity"] = PromptLibrary.template(severity).instructions
             let asked = try await ask(
                 config.roles.generator, roleName: "generator", prompt: template,
-                messages: [ChatMessage(.user, template.render(fields))], sample: round, taskID: "\(taskID)/t\(index)"
+                messages: [ChatMessage(.user, template.render(fields))], sample: round, taskID: "\(taskID)/t\(index)",
+                records: records
             ) { raw -> [(String, String)]? in
                 guard let list = AnswerParsing.jsonObject(raw)?["outlines"] as? [[String: Any]] else { return nil }
                 let outlines = list.compactMap { entry -> (String, String)? in
@@ -158,9 +179,9 @@ public final class SweepRunner: Sendable {
             }
         }
         let target = config.scenariosPerPair(for: set)
-        var kept = try store.keptOutlines(valueSet: set, value1: value1, value2: value2, beforeRound: round)
-        var keptEmbeddings = try await embeddings(kept, taskID: taskID)
-        let candidateEmbeddings = try await embeddings(candidates, taskID: taskID)
+        var kept = keptBefore
+        var keptEmbeddings = try await embeddings(kept, taskID: taskID, records: records)
+        let candidateEmbeddings = try await embeddings(candidates, taskID: taskID, records: records)
         var newlyKept: [Outline] = []
         for (candidate, embedding) in zip(candidates, candidateEmbeddings) {
             var outline = candidate
@@ -168,7 +189,7 @@ public final class SweepRunner: Sendable {
                 LexicalEmbedding.cosine($0, embedding) >= config.generation.dedupThreshold
             }
             outline.kept = !duplicate && kept.count < target
-            try store.upsertOutline(outline)
+            try await records.upsertOutline(outline)
             if outline.kept {
                 kept.append(outline)
                 keptEmbeddings.append(embedding)
@@ -177,31 +198,34 @@ public final class SweepRunner: Sendable {
         }
         var next = newlyKept.map { PipelineTask.detail($0) }
         if kept.count < target && round + 1 < config.generation.maxRounds {
-            next.append(.generate(valueSet: set, value1: value1, value2: value2, round: round + 1))
+            next.append(.generate(valueSet: set, value1: value1, value2: value2, round: round + 1, kept: kept))
         }
         return next
     }
 
     /// Embeds outlines (context plus action opportunity) with the configured embedder, or lexically
     /// when there is none or its call failed (the failure is in the call records).
-    private func embeddings(_ outlines: [Outline], taskID: String) async throws -> [[Double]] {
+    private func embeddings(_ outlines: [Outline], taskID: String, records: any SweepRecords) async throws
+        -> [[Double]]
+    {
         let texts = outlines.map { "\($0.context) \($0.actionOpportunity)" }
         guard let embedder = config.roles.embedder, !texts.isEmpty,
-            let vectors = try await caller.embed(modelName: embedder.model, texts: texts, taskID: "\(taskID)/embed")
+            let vectors = try await caller.embed(
+                modelName: embedder.model, texts: texts, taskID: "\(taskID)/embed", records: records)
         else { return texts.map(LexicalEmbedding.embed) }
         return vectors
     }
 
     // MARK: Stage 2 and filtering
 
-    func detail(_ outline: Outline, taskID: String) async throws -> Scenario? {
+    func detail(_ outline: Outline, taskID: String, records: any SweepRecords) async throws -> Scenario? {
         let template = PromptLibrary.template(.scenario)
         var fields = definitions(outline.valueSet, outline.value1, outline.value2)
         fields["context"] = outline.context
         fields["action_opportunity"] = outline.actionOpportunity
         let asked = try await ask(
             config.roles.generator, roleName: "generator", prompt: template,
-            messages: [ChatMessage(.user, template.render(fields))], sample: 0, taskID: taskID
+            messages: [ChatMessage(.user, template.render(fields))], sample: 0, taskID: taskID, records: records
         ) { raw -> Scenario? in
             guard let object = AnswerParsing.jsonObject(raw), let persona = object["persona"] as? [String: Any],
                 let description = AnswerParsing.string(object, "description"),
@@ -219,11 +243,11 @@ public final class SweepRunner: Sendable {
                 generatingModel: config.roles.generator.model, status: .undecided, checks: nil)
         }
         guard case .parsed(let scenario, _) = asked else { return nil }
-        try store.upsertScenario(scenario)
+        try await records.upsertScenario(scenario)
         return scenario
     }
 
-    func filter(_ scenario: Scenario, taskID: String) async throws -> Scenario? {
+    func filter(_ scenario: Scenario, taskID: String, records: any SweepRecords) async throws -> Scenario? {
         let template = PromptLibrary.template(.filter)
         var fields = definitions(scenario.valueSet, scenario.value1, scenario.value2)
         fields["description"] = scenario.description
@@ -232,7 +256,7 @@ public final class SweepRunner: Sendable {
         fields["action2"] = scenario.action2
         let asked = try await ask(
             config.roles.filterJudge, roleName: "filter_judge", prompt: template,
-            messages: [ChatMessage(.user, template.render(fields))], sample: 0, taskID: taskID
+            messages: [ChatMessage(.user, template.render(fields))], sample: 0, taskID: taskID, records: records
         ) { raw -> [String: FilterCheck]? in
             guard let object = AnswerParsing.jsonObject(raw) else { return nil }
             var checks: [String: FilterCheck] = [:]
@@ -250,17 +274,13 @@ public final class SweepRunner: Sendable {
         case .invalid, .failed:
             result.status = .undecided
         }
-        try store.upsertScenario(result)
+        try await records.upsertScenario(result)
         return result
     }
 
     // MARK: Evaluation
 
-    func userPrompt(_ scenario: Scenario, taskID: String) async throws -> String? {
-        // Imported prompts are used as they are.
-        if scenario.outlineID == Scenario.importedOutlineID, let text = try store.userPrompt(scenarioID: scenario.id) {
-            return text
-        }
+    func userPrompt(_ scenario: Scenario, taskID: String, records: any SweepRecords) async throws -> String? {
         let template = PromptLibrary.template(.user)
         let fields = [
             "description": scenario.description, "persona": scenario.persona, "background": scenario.background,
@@ -268,13 +288,13 @@ public final class SweepRunner: Sendable {
         ]
         let asked = try await ask(
             config.roles.user, roleName: "user", prompt: template,
-            messages: [ChatMessage(.user, template.render(fields))], sample: 0, taskID: taskID
+            messages: [ChatMessage(.user, template.render(fields))], sample: 0, taskID: taskID, records: records
         ) { raw -> String? in
             let text = raw.trimmingCharacters(in: .whitespacesAndNewlines)
             return text.isEmpty ? nil : text
         }
         guard case .parsed(let text, _) = asked else { return nil }
-        try store.upsertUserPrompt(scenarioID: scenario.id, text: text)
+        try await records.upsertUserPrompt(scenarioID: scenario.id, text: text)
         return text
     }
 
@@ -314,7 +334,9 @@ public final class SweepRunner: Sendable {
             targetRanking: systemPrompt(condition: condition, valueSet: scenario.valueSet)?.ranking)
     }
 
-    func multipleChoice(_ scenario: Scenario, target: String, condition: String, taskID: String) async throws {
+    func multipleChoice(
+        _ scenario: Scenario, target: String, condition: String, taskID: String, records: any SweepRecords
+    ) async throws {
         let template = PromptLibrary.template(.mcq)
         let firstIsA = action1IsA(taskID: taskID)
         let fields = [
@@ -328,7 +350,7 @@ public final class SweepRunner: Sendable {
         let role = SweepConfig.Role(
             model: target, temperature: Self.targetTemperature, maxTokens: Self.multipleChoiceMaxTokens)
         let asked = try await ask(
-            role, roleName: "target", prompt: template, messages: messages, sample: 0, taskID: taskID
+            role, roleName: "target", prompt: template, messages: messages, sample: 0, taskID: taskID, records: records
         ) { raw -> (String, Int?, Int?)? in
             guard let object = AnswerParsing.jsonObject(raw), let letter = AnswerParsing.letter(object, "choice")
             else { return nil }
@@ -349,14 +371,16 @@ public final class SweepRunner: Sendable {
         case .failed:
             record.judgment.choice = .missing
         }
-        try store.upsertJudgment(record)
+        try await records.upsertJudgment(record)
     }
 
-    func openEnded(_ scenario: Scenario, target: String, condition: String, taskID: String) async throws {
+    func openEnded(
+        _ scenario: Scenario, userMessage: String, target: String, condition: String, taskID: String,
+        records: any SweepRecords
+    ) async throws {
         var record = StoredJudgment(
             id: taskID, judgment: judgmentBase(scenario, target: target, format: .open, condition: condition),
             action1IsA: action1IsA(taskID: taskID))
-        guard let userMessage = try store.userPrompt(scenarioID: scenario.id) else { return }
         var messages = [ChatMessage(.user, userMessage)]
         if let system = systemPrompt(condition: condition, valueSet: scenario.valueSet) {
             messages.insert(ChatMessage(.system, system.text), at: 0)
@@ -365,7 +389,8 @@ public final class SweepRunner: Sendable {
         let targetRole = SweepConfig.Role(
             model: target, temperature: Self.targetTemperature, maxTokens: Self.replyMaxTokens)
         let reply = try await ask(
-            targetRole, roleName: "target", prompt: nil, messages: messages, sample: 0, taskID: "\(taskID)/reply"
+            targetRole, roleName: "target", prompt: nil, messages: messages, sample: 0, taskID: "\(taskID)/reply",
+            records: records
         ) { raw -> String? in
             let text = raw.trimmingCharacters(in: .whitespacesAndNewlines)
             return text.isEmpty ? nil : text
@@ -373,12 +398,12 @@ public final class SweepRunner: Sendable {
         switch reply {
         case .failed:
             record.judgment.choice = .missing
-            try store.upsertJudgment(record)
+            try await records.upsertJudgment(record)
             return
         case .invalid(let raw):
             record.judgment.choice = .invalid
             record.raw = raw
-            try store.upsertJudgment(record)
+            try await records.upsertJudgment(record)
             return
         case .parsed(let response, _):
             let template = PromptLibrary.template(.judge)
@@ -389,7 +414,8 @@ public final class SweepRunner: Sendable {
             ]
             let verdict = try await ask(
                 config.roles.judge, roleName: "judge", prompt: template,
-                messages: [ChatMessage(.user, template.render(fields))], sample: 0, taskID: "\(taskID)/judge"
+                messages: [ChatMessage(.user, template.render(fields))], sample: 0, taskID: "\(taskID)/judge",
+                records: records
             ) { raw -> (String, Int?, String?)? in
                 guard let object = AnswerParsing.jsonObject(raw), let letter = AnswerParsing.letter(object, "choice")
                 else { return nil }
@@ -407,7 +433,7 @@ public final class SweepRunner: Sendable {
             case .failed:
                 record.judgment.choice = .missing
             }
-            try store.upsertJudgment(record)
+            try await records.upsertJudgment(record)
         }
     }
 }

@@ -24,7 +24,7 @@ public enum EvaluationFormat: String, Sendable, CaseIterable, Codable, Comparabl
 }
 
 /// One scored scenario for one target model, in one format and condition.
-public struct Judgment: Sendable, Equatable {
+public struct Judgment: Sendable, Equatable, Codable {
     public var model: String
     public var valueSet: String
     public var format: EvaluationFormat

@@ -52,6 +52,14 @@ public final class ResultStore: Sendable {
                         likert_b INTEGER, raw TEXT, reasoning TEXT, target_ranking TEXT);
                     """)
         }
+        migrator.registerMigration("v2: task table") { db in
+            // Cluster runs: every published task and its state (see ResultStore+Tasks).
+            try db.execute(
+                sql: """
+                    CREATE TABLE task (id TEXT PRIMARY KEY, stage TEXT NOT NULL, state TEXT NOT NULL, body TEXT NOT NULL);
+                    CREATE INDEX task_state ON task (state);
+                    """)
+        }
         return migrator
     }
 
@@ -69,7 +77,7 @@ public final class ResultStore: Sendable {
 
     // MARK: Calls and the response cache
 
-    public struct CallRecord: Sendable, Equatable {
+    public struct CallRecord: Sendable, Equatable, Codable {
         public var key: String
         public var taskID: String
         public var role: String
@@ -92,25 +100,25 @@ public final class ResultStore: Sendable {
         }
     }
 
-    public func record(_ call: CallRecord) throws {
-        try database.write { db in
-            try db.execute(
-                sql: """
-                    INSERT INTO call (key, task_id, role, model, prompt, sample_index, status, response, error,
-                        input_tokens, output_tokens, latency_ms, cost_usd, attempts)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                    ON CONFLICT(key) DO UPDATE SET status = excluded.status, response = excluded.response,
-                        error = excluded.error, input_tokens = excluded.input_tokens,
-                        output_tokens = excluded.output_tokens, latency_ms = excluded.latency_ms,
-                        cost_usd = excluded.cost_usd, attempts = call.attempts + excluded.attempts
-                    WHERE call.status != 'ok'
-                    """,
-                arguments: [
-                    call.key, call.taskID, call.role, call.model, call.prompt, call.sampleIndex, call.status,
-                    call.response, call.error, call.inputTokens, call.outputTokens, call.latencyMilliseconds,
-                    call.costUSD, call.attempts,
-                ])
-        }
+    public func record(_ call: CallRecord) throws { try database.write { try Self.insert(call, in: $0) } }
+
+    static func insert(_ call: CallRecord, in db: Database) throws {
+        try db.execute(
+            sql: """
+                INSERT INTO call (key, task_id, role, model, prompt, sample_index, status, response, error,
+                    input_tokens, output_tokens, latency_ms, cost_usd, attempts)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                ON CONFLICT(key) DO UPDATE SET status = excluded.status, response = excluded.response,
+                    error = excluded.error, input_tokens = excluded.input_tokens,
+                    output_tokens = excluded.output_tokens, latency_ms = excluded.latency_ms,
+                    cost_usd = excluded.cost_usd, attempts = call.attempts + excluded.attempts
+                WHERE call.status != 'ok'
+                """,
+            arguments: [
+                call.key, call.taskID, call.role, call.model, call.prompt, call.sampleIndex, call.status,
+                call.response, call.error, call.inputTokens, call.outputTokens, call.latencyMilliseconds,
+                call.costUSD, call.attempts,
+            ])
     }
 
     /// Estimated spend of every successful call so far.
@@ -133,18 +141,18 @@ public final class ResultStore: Sendable {
 
     // MARK: Pipeline results
 
-    public func upsertOutline(_ outline: Outline) throws {
-        try database.write { db in
-            try db.execute(
-                sql: """
-                    INSERT OR REPLACE INTO outline (id, value_set, value1, value2, round, context, action_opportunity, kept)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-                    """,
-                arguments: [
-                    outline.id, outline.valueSet, outline.value1, outline.value2, outline.round, outline.context,
-                    outline.actionOpportunity, outline.kept,
-                ])
-        }
+    public func upsertOutline(_ outline: Outline) throws { try database.write { try Self.upsert(outline, in: $0) } }
+
+    static func upsert(_ outline: Outline, in db: Database) throws {
+        try db.execute(
+            sql: """
+                INSERT OR REPLACE INTO outline (id, value_set, value1, value2, round, context, action_opportunity, kept)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                """,
+            arguments: [
+                outline.id, outline.valueSet, outline.value1, outline.value2, outline.round, outline.context,
+                outline.actionOpportunity, outline.kept,
+            ])
     }
 
     /// Outlines of a pair kept in rounds before `round`, in id order (what a round deduplicates against).
@@ -184,34 +192,35 @@ public final class ResultStore: Sendable {
         }
     }
 
-    public func upsertScenario(_ scenario: Scenario) throws {
+    public func upsertScenario(_ scenario: Scenario) throws { try database.write { try Self.upsert(scenario, in: $0) } }
+
+    static func upsert(_ scenario: Scenario, in db: Database) throws {
         let checks = scenario.checks.map { checks -> String in
             let object = checks.mapValues { ["pass": $0.pass, "reason": $0.reason] as [String: Any] }
             let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data()
             return String(decoding: data, as: UTF8.self)
         }
-        try database.write { db in
-            try db.execute(
-                sql: """
-                    INSERT OR REPLACE INTO scenario (id, outline_id, value_set, value1, value2, description, persona,
-                        background, goal, action1, action2, consequence1, consequence2, generating_model, status, checks)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                    """,
-                arguments: [
-                    scenario.id, scenario.outlineID, scenario.valueSet, scenario.value1, scenario.value2,
-                    scenario.description, scenario.persona, scenario.background, scenario.goal, scenario.action1,
-                    scenario.action2, scenario.consequence1, scenario.consequence2, scenario.generatingModel,
-                    scenario.status.rawValue, checks,
-                ])
-        }
+        try db.execute(
+            sql: """
+                INSERT OR REPLACE INTO scenario (id, outline_id, value_set, value1, value2, description, persona,
+                    background, goal, action1, action2, consequence1, consequence2, generating_model, status, checks)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """,
+            arguments: [
+                scenario.id, scenario.outlineID, scenario.valueSet, scenario.value1, scenario.value2,
+                scenario.description, scenario.persona, scenario.background, scenario.goal, scenario.action1,
+                scenario.action2, scenario.consequence1, scenario.consequence2, scenario.generatingModel,
+                scenario.status.rawValue, checks,
+            ])
     }
 
     public func upsertUserPrompt(scenarioID: String, text: String) throws {
-        try database.write { db in
-            try db.execute(
-                sql: "INSERT OR REPLACE INTO user_prompt (scenario_id, text) VALUES (?, ?)",
-                arguments: [scenarioID, text])
-        }
+        try database.write { try Self.upsertUserPrompt(scenarioID: scenarioID, text: text, in: $0) }
+    }
+
+    static func upsertUserPrompt(scenarioID: String, text: String, in db: Database) throws {
+        try db.execute(
+            sql: "INSERT OR REPLACE INTO user_prompt (scenario_id, text) VALUES (?, ?)", arguments: [scenarioID, text])
     }
 
     public func userPrompt(scenarioID: String) throws -> String? {
@@ -221,21 +230,23 @@ public final class ResultStore: Sendable {
     }
 
     public func upsertJudgment(_ record: StoredJudgment) throws {
-        try database.write { db in
-            try db.execute(
-                sql: """
-                    INSERT OR REPLACE INTO judgment (id, scenario_id, model, value_set, format, condition, value1, value2,
-                        action1_is_a, choice, likert, likert_a, likert_b, raw, reasoning, target_ranking)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                    """,
-                arguments: [
-                    record.id, record.judgment.scenarioID, record.judgment.model, record.judgment.valueSet,
-                    record.judgment.format.rawValue, record.judgment.condition, record.judgment.value1,
-                    record.judgment.value2, record.action1IsA, record.judgment.choice.rawValue, record.likert,
-                    record.judgment.likertA, record.judgment.likertB, record.raw, record.reasoning,
-                    record.judgment.targetRanking?.joined(separator: ","),
-                ])
-        }
+        try database.write { try Self.upsert(record, in: $0) }
+    }
+
+    static func upsert(_ record: StoredJudgment, in db: Database) throws {
+        try db.execute(
+            sql: """
+                INSERT OR REPLACE INTO judgment (id, scenario_id, model, value_set, format, condition, value1, value2,
+                    action1_is_a, choice, likert, likert_a, likert_b, raw, reasoning, target_ranking)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """,
+            arguments: [
+                record.id, record.judgment.scenarioID, record.judgment.model, record.judgment.valueSet,
+                record.judgment.format.rawValue, record.judgment.condition, record.judgment.value1,
+                record.judgment.value2, record.action1IsA, record.judgment.choice.rawValue, record.likert,
+                record.judgment.likertA, record.judgment.likertB, record.raw, record.reasoning,
+                record.judgment.targetRanking?.joined(separator: ","),
+            ])
     }
 
     /// Every judgment, in id order.

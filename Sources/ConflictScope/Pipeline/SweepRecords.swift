@@ -1,0 +1,56 @@
+/// Where a sweep's rows go and where answers already paid for are found. The embedded run writes
+/// straight to the store; a cluster worker collects each task's rows into one result message for
+/// the aggregator, the store's only writer.
+public protocol SweepRecords: Sendable {
+    /// The answer to an identical request made before, if it succeeded.
+    func successfulResponse(key: String) async throws -> String?
+    func record(_ call: ResultStore.CallRecord) async throws
+    func upsertOutline(_ outline: Outline) async throws
+    func upsertScenario(_ scenario: Scenario) async throws
+    func upsertUserPrompt(scenarioID: String, text: String) async throws
+    func upsertJudgment(_ record: StoredJudgment) async throws
+}
+
+extension ResultStore: SweepRecords {}
+
+/// The rows one task wrote, as a cluster worker sends them to the aggregator.
+public struct ResultBatch: Sendable, Equatable, Codable {
+    public var calls: [ResultStore.CallRecord] = []
+    public var outlines: [Outline] = []
+    public var scenarios: [Scenario] = []
+    public var userPrompts: [UserPrompt] = []
+    public var judgments: [StoredJudgment] = []
+
+    public struct UserPrompt: Sendable, Equatable, Codable {
+        public var scenarioID: String
+        public var text: String
+    }
+
+    public init() {}
+}
+
+/// How a task ended, with the tasks it led to.
+public struct TaskOutcome: Sendable, Equatable, Codable {
+    public var taskID: String
+    public var state: TaskState
+    public var followUps: [PipelineTask]
+
+    public init(taskID: String, state: TaskState, followUps: [PipelineTask]) {
+        self.taskID = taskID
+        self.state = state
+        self.followUps = followUps
+    }
+}
+
+/// A task's row in the store's task table (cluster runs).
+public enum TaskState: String, Sendable, Codable, CaseIterable {
+    /// Published and not finished yet.
+    case pending
+    /// Finished: its rows are stored.
+    case done
+    /// Not done because the sweep budget was reached; a resumed sweep publishes it again.
+    case stopped
+    /// Failed repeatedly for reasons other than the provider (and was dead-lettered); a resumed
+    /// sweep publishes it again.
+    case dead
+}

@@ -1,0 +1,58 @@
+import Foundation
+import GRDB
+
+/// The task table of cluster runs: every published task with its state, so the coordinator can
+/// decide completion from the store and a resumed sweep republishes exactly the unfinished tasks.
+extension ResultStore {
+    /// Registers tasks as pending, leaving tasks already known as they are.
+    public func registerTasks(_ tasks: [PipelineTask]) throws {
+        try database.write { db in for task in tasks { try Self.register(task, in: db) } }
+    }
+
+    static func register(_ task: PipelineTask, in db: Database) throws {
+        let body = String(decoding: try JSONEncoder().encode(task), as: UTF8.self)
+        try db.execute(
+            sql: "INSERT OR IGNORE INTO task (id, stage, state, body) VALUES (?, ?, 'pending', ?)",
+            arguments: [task.id, task.stage, body])
+    }
+
+    /// Stores a finished task's rows, its outcome and its follow-ups (as pending) in one transaction.
+    /// Rows are upserted by id and a done task stays done, so a redelivered result changes nothing.
+    public func apply(_ batch: ResultBatch, outcome: TaskOutcome) throws {
+        try database.write { db in
+            for call in batch.calls { try Self.insert(call, in: db) }
+            for outline in batch.outlines { try Self.upsert(outline, in: db) }
+            for scenario in batch.scenarios { try Self.upsert(scenario, in: db) }
+            for prompt in batch.userPrompts {
+                try Self.upsertUserPrompt(scenarioID: prompt.scenarioID, text: prompt.text, in: db)
+            }
+            for judgment in batch.judgments { try Self.upsert(judgment, in: db) }
+            for task in outcome.followUps { try Self.register(task, in: db) }
+            try db.execute(
+                sql: """
+                    INSERT INTO task (id, stage, state, body) VALUES (?, ?, ?, '')
+                    ON CONFLICT(id) DO UPDATE SET state = excluded.state WHERE task.state != 'done'
+                    """,
+                arguments: [outcome.taskID, String(outcome.taskID.prefix { $0 != "/" }), outcome.state.rawValue])
+        }
+    }
+
+    /// Tasks not done (pending, stopped by the budget, or dead-lettered), in id order.
+    public func unfinishedTasks() throws -> [PipelineTask] {
+        try database.read { db in
+            try String.fetchAll(db, sql: "SELECT body FROM task WHERE state != 'done' AND body != '' ORDER BY id")
+        }.map { try JSONDecoder().decode(PipelineTask.self, from: Data($0.utf8)) }
+    }
+
+    /// Task counts by stage and state.
+    public func taskCounts() throws -> [String: [TaskState: Int]] {
+        try database.read { db in
+            var counts: [String: [TaskState: Int]] = [:]
+            for row in try Row.fetchAll(db, sql: "SELECT stage, state, COUNT(*) AS n FROM task GROUP BY stage, state") {
+                guard let state = TaskState(rawValue: row["state"]) else { continue }
+                counts[row["stage"], default: [:]][state] = row["n"]
+            }
+            return counts
+        }
+    }
+}
