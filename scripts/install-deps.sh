@@ -3,7 +3,9 @@
 # The Swift toolchain itself (6.x) must already be on PATH.
 set -euo pipefail
 
-packages=(python3 python3-venv libsqlite3-dev)
+# rabbitmq-server and redis-server: the cluster's servers (started on loopback by cluster/servers);
+# librabbitmq-dev (rabbitmq-c 0.11) and libhiredis-dev (0.14): the C clients the cluster module wraps.
+packages=(python3 python3-venv libsqlite3-dev pkg-config librabbitmq-dev libhiredis-dev rabbitmq-server redis-server)
 
 missing=()
 for package in "${packages[@]}"; do

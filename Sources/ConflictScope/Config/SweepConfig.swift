@@ -60,6 +60,8 @@ public struct SweepConfig: Sendable {
         public var concurrency: Int
         public var timeoutSeconds: Double
         public var maxRetries: Int
+        /// Simulated providers: how long each answer takes (to rehearse a sweep with calls in flight).
+        public var latencyMilliseconds = 0
     }
 
     public struct Model: Sendable, Equatable {
@@ -306,7 +308,7 @@ extension SweepConfig {
             maxRetries: try fields.int("max_retries", range: 0...100) ?? 5)
         switch kind {
         case .simulated:
-            break
+            provider.latencyMilliseconds = try fields.int("latency_ms", range: 0...600_000) ?? 0
         case .openai, .anthropic:
             if provider.baseURL == nil {
                 provider.baseURL = kind == .openai ? "https://api.openai.com/v1" : "https://api.anthropic.com/v1"

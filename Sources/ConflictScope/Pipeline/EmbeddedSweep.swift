@@ -48,13 +48,22 @@ public enum EmbeddedSweep {
         defer { reporter.cancel() }
         try await runner.run(store: store, queue: InProcessTaskQueue())
         await progress?(caller.counters)
-        let report = try RankingReport(judgments: try store.judgments(), options: config.analysis, includeMetrics: true)
         let counters = caller.counters
+        return try summary(
+            config: config, store: store, sweepID: sweepID, made: await counters.made, cached: await counters.cached,
+            failed: await counters.failed, budgetReached: await counters.budgetHit)
+    }
+
+    /// A finished sweep's summary: the call counts given, and rankings fitted cold from the store.
+    public static func summary(
+        config: SweepConfig, store: ResultStore, sweepID: String, made: Int, cached: Int, failed: Int,
+        budgetReached: Bool
+    ) throws -> Summary {
+        let report = try RankingReport(judgments: try store.judgments(), options: config.analysis, includeMetrics: true)
         return Summary(
-            sweepID: sweepID, storePath: config.storePath, callsMade: await counters.made,
-            callsCached: await counters.cached, callsFailed: await counters.failed,
-            scenarios: try store.scenarioCounts(), budgetReached: await counters.budgetHit,
-            spentUSD: try store.spentUSD(), report: report)
+            sweepID: sweepID, storePath: config.storePath, callsMade: made, callsCached: cached, callsFailed: failed,
+            scenarios: try store.scenarioCounts(), budgetReached: budgetReached, spentUSD: try store.spentUSD(),
+            report: report)
     }
 }
 

@@ -140,6 +140,8 @@ public final class ModelCaller: Sendable {
                 try await limiter.settle(
                     model: model.name, estimate: estimate,
                     actual: TokenUsage(input: call.estimatedInputTokens, output: 0))
+                // A cancelled call (a worker shutting down) is not a provider failure: record nothing.
+                try Task.checkCancellation()
                 lastError = error
                 if error.kind == .rateLimited, let seconds = error.retryAfter {
                     try await limiter.pause(model: model.name, seconds: seconds)

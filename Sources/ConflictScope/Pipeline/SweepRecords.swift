@@ -24,6 +24,11 @@ public struct ResultBatch: Sendable, Equatable, Codable {
     public struct UserPrompt: Sendable, Equatable, Codable {
         public var scenarioID: String
         public var text: String
+
+        public init(scenarioID: String, text: String) {
+            self.scenarioID = scenarioID
+            self.text = text
+        }
     }
 
     public init() {}

@@ -18,26 +18,11 @@ public final class SweepRunner: Sendable {
         self.caller = caller
     }
 
-    /// The tasks a sweep starts from: round 0 of every value pair, and the evaluations of scenarios
-    /// imported into `store` (the paper's released data, evaluated as they are).
-    public func initialTasks(store: ResultStore) throws -> [PipelineTask] {
-        var initial: [PipelineTask] = []
-        for set in config.valueSets where config.scenariosPerPair(for: set.name) > 0 {
-            for (value1, value2) in set.pairs {
-                initial.append(.generate(valueSet: set.name, value1: value1, value2: value2, round: 0, kept: []))
-            }
-        }
-        for scenario in try store.importedKeptScenarios() where config.valueSet(named: scenario.valueSet) != nil {
-            initial += evaluationTasks(scenario, importedUserPrompt: try store.userPrompt(scenarioID: scenario.id))
-        }
-        return initial
-    }
-
     /// Runs (or resumes) the sweep in this process to the end, or until the budget is reached.
     public func run(store: ResultStore, queue: any TaskQueue) async throws {
         _ = try store.sweepID(name: config.name, seed: config.seed)
         let failures = FailureBox()
-        await queue.drain(try initialTasks(store: store)) { [self] task in
+        await queue.drain(try SweepTasks(config: config).initial(store: store)) { [self] task in
             do {
                 return try await handle(task, records: store)
             } catch is ModelCaller.BudgetExhausted {
@@ -61,10 +46,10 @@ public final class SweepRunner: Sendable {
         case .filter(let scenario):
             guard let checked = try await filter(scenario, taskID: task.id, records: records), checked.status == .kept
             else { return [] }
-            return evaluationTasks(checked, importedUserPrompt: nil)
+            return SweepTasks(config: config).evaluations(checked, importedUserPrompt: nil)
         case .userPrompt(let scenario):
             guard let text = try await userPrompt(scenario, taskID: task.id, records: records) else { return [] }
-            return openEndedTasks(scenario, userMessage: text)
+            return SweepTasks(config: config).openEnded(scenario, userMessage: text)
         case .multipleChoice(let scenario, let target, let condition):
             try await multipleChoice(scenario, target: target, condition: condition, taskID: task.id, records: records)
             return []
@@ -73,35 +58,6 @@ public final class SweepRunner: Sendable {
                 scenario, userMessage: userMessage, target: target, condition: condition, taskID: task.id,
                 records: records)
             return []
-        }
-    }
-
-    /// A kept scenario's evaluations: the user prompt (then open-ended answers; an imported prompt is
-    /// used as it is) and multiple choice.
-    func evaluationTasks(_ scenario: Scenario, importedUserPrompt: String?) -> [PipelineTask] {
-        var next: [PipelineTask] = []
-        if config.formats.contains(.open) {
-            if let importedUserPrompt {
-                next += openEndedTasks(scenario, userMessage: importedUserPrompt)
-            } else {
-                next.append(.userPrompt(scenario))
-            }
-        }
-        if config.formats.contains(.mcq) {
-            for target in config.targets {
-                for condition in config.conditions {
-                    next.append(.multipleChoice(scenario, target: target, condition: condition.name))
-                }
-            }
-        }
-        return next
-    }
-
-    private func openEndedTasks(_ scenario: Scenario, userMessage: String) -> [PipelineTask] {
-        config.targets.flatMap { target in
-            config.conditions.map {
-                PipelineTask.openEnded(scenario, userMessage: userMessage, target: target, condition: $0.name)
-            }
         }
     }
 

@@ -13,8 +13,12 @@ public struct SimulatedProvider: LLMProvider {
     /// Latent behaviour by provider model id; models without one act as neutral writers and judges.
     public let behaviours: [String: SweepConfig.SimulatedBehaviour]
 
-    public init(behaviours: [String: SweepConfig.SimulatedBehaviour]) {
+    /// Each answer takes this long.
+    let latency: Duration
+
+    public init(behaviours: [String: SweepConfig.SimulatedBehaviour], latency: Duration = .zero) {
         self.behaviours = behaviours
+        self.latency = latency
     }
 
     /// The simulated models of `provider` in `config`.
@@ -23,7 +27,8 @@ public struct SimulatedProvider: LLMProvider {
         for model in config.models.values where model.provider == provider {
             if let behaviour = model.simulated { behaviours[model.modelID] = behaviour }
         }
-        self.init(behaviours: behaviours)
+        self.init(
+            behaviours: behaviours, latency: .milliseconds(config.providers[provider]?.latencyMilliseconds ?? 0))
     }
 
     public func embed(_ texts: [String], model: String) async throws(ProviderError) -> [[Double]] {
@@ -31,6 +36,13 @@ public struct SimulatedProvider: LLMProvider {
     }
 
     public func chat(_ request: ChatRequest) async throws(ProviderError) -> ChatResponse {
+        if latency > .zero {
+            do {
+                try await Task.sleep(for: latency)
+            } catch {
+                throw ProviderError(.timeout, "cancelled")
+            }
+        }
         let text = answer(request)
         let prompt = request.messages.reduce(0) { $0 + $1.content.utf8.count }
         return ChatResponse(

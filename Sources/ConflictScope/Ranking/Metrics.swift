@@ -183,7 +183,8 @@ extension RankingMetrics {
             guard members.count >= 2, !common.isEmpty else { return result }
             let pairs = Double(members.count * (members.count - 1) / 2)
             var total = 0.0
-            for scenario in common {
+            // In scenario order, so the floating-point sum is the same in every process.
+            for scenario in common.sorted() {
                 var counts: [String: Int] = [:]
                 for model in choices { counts[model[scenario]!, default: 0] += 1 }
                 total += Double(counts.values.reduce(0) { $0 + $1 * ($1 - 1) / 2 }) / pairs

@@ -55,4 +55,21 @@ extension ResultStore {
             return counts
         }
     }
+
+    /// Every judgment by id (what the aggregator's live rankings start from on a resumed sweep).
+    public func judgmentsByID() throws -> [(id: String, judgment: Judgment)] {
+        let ids = try database.read { db in try String.fetchAll(db, sql: "SELECT id FROM judgment ORDER BY id") }
+        return Array(zip(ids, try judgments())).map { (id: $0.0, judgment: $0.1) }
+    }
+
+    /// Successful responses by request key, in key order, from `after` (exclusive), at most `limit`
+    /// (the coordinator copies them into the cluster's response cache).
+    public func successfulResponses(after key: String, limit: Int) throws -> [(key: String, response: String)] {
+        try database.read { db in
+            try Row.fetchAll(
+                db, sql: "SELECT key, response FROM call WHERE status = 'ok' AND key > ? ORDER BY key LIMIT ?",
+                arguments: [key, limit]
+            ).map { (key: $0["key"], response: $0["response"]) }
+        }
+    }
 }

@@ -41,6 +41,8 @@ public struct SweepStatus: Sendable, JSONRepresentable {
     /// Judgments a finished sweep has: kept scenarios of the configured value sets x targets x conditions x
     /// formats.
     public var expectedJudgments: Int
+    /// Cluster runs: tasks by stage and state (empty for embedded runs, which keep no task table).
+    public var tasks: [String: [TaskState: Int]]
     /// Current rankings (no bootstrap), or why they cannot be fitted yet.
     public var rankings: [GroupRanking]
     public var rankingError: String?
@@ -68,7 +70,7 @@ public struct SweepStatus: Sendable, JSONRepresentable {
             outlinesGenerated: snapshot.outlinesGenerated, outlinesKept: snapshot.outlinesKept,
             scenarios: try store.scenarioCounts(), importedScenarios: snapshot.imported, judgments: snapshot.judgments,
             expectedJudgments: keptInSets * config.targets.count * config.conditions.count * config.formats.count,
-            rankings: rankings, rankingError: rankingError)
+            tasks: try store.taskCounts(), rankings: rankings, rankingError: rankingError)
     }
 
     public var json: JSONValue {
@@ -120,6 +122,13 @@ public struct SweepStatus: Sendable, JSONRepresentable {
                     ),
                 ])
             ),
+            (
+                "tasks",
+                .object(
+                    tasks.keys.sorted().map { stage in
+                        (stage, .object(TaskState.allCases.map { ($0.rawValue, .int(tasks[stage]?[$0] ?? 0)) }))
+                    })
+            ),
             ("rankings", .array(rankings.map(\.json))),
             ("rankings_error", .string(rankingError)),
         ])
@@ -139,6 +148,13 @@ public struct SweepStatus: Sendable, JSONRepresentable {
         out +=
             "Scenarios: \(scenarios.kept) kept, \(scenarios.rejected) rejected, \(scenarios.undecided) undecided"
             + (importedScenarios > 0 ? " (\(importedScenarios) imported)" : "") + "\n"
+        if !tasks.isEmpty {
+            out += "\nTasks (cluster)\n"
+            for stage in tasks.keys.sorted() {
+                let states = TaskState.allCases.map { "\($0.rawValue) \(tasks[stage]?[$0] ?? 0)" }
+                out += "  \(stage): \(states.joined(separator: ", "))\n"
+            }
+        }
         out += "\nJudgments: \(judgments.reduce(0) { $0 + $1.total }) of \(expectedJudgments) expected\n"
         for group in judgments {
             out +=
