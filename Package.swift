@@ -44,6 +44,8 @@ let package = Package(
             dependencies: [
                 "ConflictScope", "ConflictScopeCluster",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
         .testTarget(
@@ -58,7 +60,9 @@ let package = Package(
         ),
         .testTarget(
             name: "ConflictScopeClusterTests",
-            dependencies: ["ConflictScopeCluster", "ConflictScope"]
+            dependencies: [
+                "ConflictScopeCluster", "ConflictScope", .product(name: "Logging", package: "swift-log"),
+            ]
         ),
     ]
 )

@@ -19,7 +19,15 @@ public final class ResultStore: Sendable {
             try db.execute(sql: "PRAGMA synchronous = NORMAL")
         }
         database = try DatabaseQueue(path: path, configuration: configuration)
-        try Self.migrator.migrate(database)
+        do {
+            try Self.migrator.migrate(database)
+        } catch {
+            // Cluster roles may open a new store at the same moment; the one that lost the race to
+            // create the tables waits for the other to finish.
+            let migrated = { [database] in try database.read { try Self.migrator.hasCompletedMigrations($0) } }
+            for _ in 0..<100 where !(try migrated()) { Thread.sleep(forTimeInterval: 0.1) }
+            guard try migrated() else { throw error }
+        }
     }
 
     static var migrator: DatabaseMigrator {

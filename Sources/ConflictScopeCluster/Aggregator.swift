@@ -1,0 +1,124 @@
+import ConflictScope
+import Foundation
+import Logging
+import ServiceLifecycle
+
+/// The store's only writer in a cluster run. It consumes the results queue in order, stores each
+/// message in one transaction (rows upserted by deterministic id, so a redelivered result never
+/// counts twice), acks it after the commit, and refits live rankings for `status` with warm starts.
+public final class Aggregator: Service, Sendable {
+    let config: SweepConfig
+    let store: ResultStore
+    let names: ClusterNames
+    let broker: BrokerConnection
+    let redis: RedisClient
+    let logger: Logger
+    /// Seconds between live refits (when judgments arrived since the last).
+    let refitInterval: Double
+    private let live: LiveState
+
+    public init(
+        config: SweepConfig, store: ResultStore, sweepID: String, broker: BrokerConnection, redis: RedisClient,
+        refitInterval: Double = 2, logger: Logger
+    ) throws {
+        self.config = config
+        self.store = store
+        self.names = ClusterNames(sweepID: sweepID)
+        self.broker = broker
+        self.redis = redis
+        self.refitInterval = refitInterval
+        var logger = logger
+        logger[metadataKey: "sweep"] = "\(sweepID)"
+        self.logger = logger
+        var rankings = LiveRankings(alpha: config.analysis.alpha)
+        for (id, judgment) in try store.judgmentsByID() { rankings.upsert(id: id, judgment) }
+        self.live = LiveState(rankings)
+    }
+
+    public func run() async throws {
+        try await broker.declare(names.queueSpecs(config))
+        let deliveries = try await broker.consume(names.results, prefetch: 256)
+        logger.info("aggregator consuming", metadata: ["broker.queue": "\(names.results)"])
+        try await withGracefulShutdownHandler {
+            await withDiscardingTaskGroup { group in
+                group.addTask { await self.refitLoop() }
+                for await delivery in deliveries { await self.store(delivery) }
+                group.cancelAll()
+            }
+        } onGracefulShutdown: {
+            // Messages are stored one at a time: stop taking more and close; the unacknowledged
+            // rest is redelivered to the next aggregator.
+            Task { await self.broker.close() }
+        }
+        await publishLive()
+        logger.info("aggregator stopped")
+    }
+
+    func store(_ delivery: Delivery) async {
+        let message: ClusterMessage
+        do {
+            message = try ClusterMessage.decode(delivery.body)
+        } catch {
+            logger.error("undecodable result dead-lettered", metadata: ["broker.queue": "\(delivery.queue)"])
+            await broker.reject(delivery, requeue: false)
+            return
+        }
+        do {
+            switch message {
+            case .register(let tasks):
+                try store.registerTasks(tasks)
+            case .finished(let outcome, let batch):
+                try store.apply(batch, outcome: outcome)
+                await live.add(batch.judgments)
+            }
+            await broker.ack(delivery)
+        } catch {
+            // The store failed (disk full, for example): stop rather than ack what was not stored.
+            logger.critical("cannot store a result", metadata: ["error": "\(error)"])
+            await broker.reject(delivery, requeue: true)
+            await broker.close()
+        }
+    }
+
+    private func refitLoop() async {
+        while !Task.isCancelled {
+            try? await Task.sleep(for: .seconds(refitInterval))
+            await publishLive()
+        }
+    }
+
+    /// Refits if judgments arrived since the last refit and publishes the rankings to Redis.
+    func publishLive() async {
+        guard let snapshot = await live.refitIfChanged() else { return }
+        do {
+            try await redis.set(names.liveKey, snapshot.serialized(), ttlSeconds: RedisResponseCache.timeToLiveSeconds)
+        } catch {
+            logger.warning("cannot publish live rankings", metadata: ["error": "\(error)"])
+        }
+    }
+}
+
+/// The live rankings and whether they changed since the last refit.
+actor LiveState {
+    private var rankings: LiveRankings
+    private var changed = true
+
+    init(_ rankings: LiveRankings) { self.rankings = rankings }
+
+    func add(_ judgments: [StoredJudgment]) {
+        for record in judgments { rankings.upsert(id: record.id, record.judgment) }
+        if !judgments.isEmpty { changed = true }
+    }
+
+    /// The refitted rankings as JSON, or nil when nothing changed.
+    func refitIfChanged() -> JSONValue? {
+        guard changed else { return nil }
+        changed = false
+        let (groups, comparisons) = rankings.refit()
+        return .object([
+            ("judgments", .int(rankings.judgmentCount)), ("comparisons", .int(comparisons)),
+            ("refits", .int(rankings.refits)), ("updated_at", .string(ISO8601DateFormatter().string(from: Date()))),
+            ("rankings", .array(groups.map(\.json))),
+        ])
+    }
+}

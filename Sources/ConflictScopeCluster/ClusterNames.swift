@@ -1,0 +1,59 @@
+import ConflictScope
+
+/// Names of a sweep's queues and Redis keys. Everything is namespaced by the sweep id (a UUID kept
+/// in the store), so sweeps sharing a broker or Redis never see each other's state.
+public struct ClusterNames: Sendable {
+    public let sweepID: String
+
+    public init(sweepID: String) { self.sweepID = sweepID }
+
+    /// Where the coordinator tells workers which sweep id a config name currently runs under.
+    public static func sweepKey(configName: String) -> String { "cs:sweep:\(configName)" }
+
+    /// The queue of a stage's tasks that first call `model` (one queue per stage and model, so a
+    /// saturated model's tasks never hold up another model's).
+    public func taskQueue(stage: String, model: String) -> String { "cs.\(sweepID).\(stage).\(model)" }
+
+    public func taskQueue(for task: PipelineTask, config: SweepConfig) -> String {
+        taskQueue(stage: task.stage, model: task.firstModel(config))
+    }
+
+    /// Failed tasks wait here for their per-message TTL, then dead-letter back to `queue`.
+    public func retryQueue(of queue: String) -> String { "\(queue).retry" }
+
+    /// Results, outcomes and task registrations for the aggregator.
+    public var results: String { "cs.\(sweepID).results" }
+
+    /// Messages that could not be decoded or failed too often.
+    public var dead: String { "cs.\(sweepID).dead" }
+
+    /// Every task queue a config can use, in a stable order.
+    public func taskQueues(_ config: SweepConfig) -> [String] {
+        var queues: [String] = []
+        for (stage, models) in [
+            ("generate", [config.roles.generator.model]), ("detail", [config.roles.generator.model]),
+            ("filter", [config.roles.filterJudge.model]), ("user", [config.roles.user.model]),
+            ("mcq", config.targets), ("open", config.targets),
+        ] {
+            for model in models { queues.append(taskQueue(stage: stage, model: model)) }
+        }
+        return queues
+    }
+
+    /// Every queue of the sweep with its dead-lettering: task queues dead-letter to `dead`, retry
+    /// queues back to their task queue.
+    public func queueSpecs(_ config: SweepConfig) -> [QueueSpec] {
+        var specs = [QueueSpec(name: dead), QueueSpec(name: results, deadLetterTo: dead)]
+        for queue in taskQueues(config) {
+            specs.append(QueueSpec(name: queue, deadLetterTo: dead))
+            specs.append(QueueSpec(name: retryQueue(of: queue), deadLetterTo: queue))
+        }
+        return specs
+    }
+
+    /// Set once a task's result is published, so a redelivered copy is acknowledged without work.
+    public func doneKey(taskID: String) -> String { "cs:\(sweepID):done:\(taskID)" }
+
+    /// The aggregator's live rankings (JSON), for `status`.
+    public var liveKey: String { "cs:\(sweepID):live" }
+}

@@ -1,0 +1,111 @@
+import ConflictScope
+import Foundation
+import Logging
+
+/// Starts (or resumes) a cluster sweep and waits for it to finish.
+///
+/// It registers the sweep (its id in the store), tells workers the id through Redis, declares every
+/// queue before traffic, copies the store's answers into the Redis response cache (so a resumed
+/// sweep, or one whose Redis was lost, pays for nothing twice), registers and publishes the tasks
+/// the store does not have as done, and decides completion from the store's task table alone.
+public struct Coordinator: Sendable {
+    let config: SweepConfig
+    let store: ResultStore
+    let broker: BrokerConnection
+    let redis: RedisClient
+    let logger: Logger
+    /// Seconds between looks at the task table.
+    var pollInterval = 0.5
+
+    public init(config: SweepConfig, store: ResultStore, broker: BrokerConnection, redis: RedisClient, logger: Logger) {
+        self.config = config
+        self.store = store
+        self.broker = broker
+        self.redis = redis
+        self.logger = logger
+    }
+
+    /// Registers the sweep and returns its id (workers and the aggregator read it from Redis).
+    public func register() async throws -> String {
+        let sweepID = try store.sweepID(name: config.name, seed: config.seed)
+        try await redis.set(ClusterNames.sweepKey(configName: config.name), sweepID, ttlSeconds: nil)
+        return sweepID
+    }
+
+    /// Publishes what is left to do and waits until the task table has nothing pending.
+    /// `progress` receives the task counts by stage and state after each look.
+    public func run(progress: (@Sendable ([String: [TaskState: Int]]) -> Void)? = nil) async throws
+        -> EmbeddedSweep.Summary
+    {
+        let sweepID = try await register()
+        let names = ClusterNames(sweepID: sweepID)
+        try await broker.declare(names.queueSpecs(config))
+        if let limit = config.maxCostUSD {
+            try await RedisBudget(redis: redis, namespace: sweepID, limitUSD: limit).start(
+                spentUSD: try store.spentUSD())
+        }
+        let cached = try await preloadCache(names)
+        // A fresh sweep starts from its initial tasks; a resumed one from every task not done.
+        let known = try store.taskCounts()
+        let tasks = known.isEmpty ? try SweepTasks(config: config).initial(store: store) : try store.unfinishedTasks()
+        logger.info(
+            "coordinator publishing",
+            metadata: ["sweep": "\(sweepID)", "tasks": "\(tasks.count)", "cache.preloaded": "\(cached)"])
+        if !tasks.isEmpty {
+            // Registered (confirmed on the results queue) before any of them can finish.
+            try await broker.publish(ClusterMessage.register(tasks).encoded(), to: names.results)
+            try await withThrowingDiscardingTaskGroup { group in
+                for task in tasks {
+                    let body = Array(try JSONEncoder().encode(task))
+                    let queue = names.taskQueue(for: task, config: config)
+                    group.addTask { try await broker.publish(body, to: queue) }
+                }
+            }
+        }
+        while true {
+            let counts = try store.taskCounts()
+            progress?(counts)
+            try await restoreAfterRedisLoss(names)
+            let registered = counts.values.reduce(0) { $0 + $1.values.reduce(0, +) }
+            let pending = counts.values.reduce(0) { $0 + ($1[.pending] ?? 0) }
+            if pending == 0 && (registered > 0 || tasks.isEmpty) { break }
+            try await Task.sleep(for: .seconds(pollInterval))
+        }
+        let counts = try store.taskCounts()
+        let dead = counts.values.reduce(0) { $0 + ($1[.dead] ?? 0) }
+        if dead > 0 {
+            logger.error("tasks dead-lettered; run the coordinator again to retry them", metadata: ["tasks": "\(dead)"])
+        }
+        let calls = try store.callCounts()
+        return try EmbeddedSweep.summary(
+            config: config, store: store, sweepID: sweepID, made: calls.ok, cached: 0, failed: calls.failed,
+            budgetReached: counts.values.contains { ($0[.stopped] ?? 0) > 0 })
+    }
+
+    /// A restarted Redis has lost the sweep id (for workers that start later) and the budget; both
+    /// are set again from the store.
+    func restoreAfterRedisLoss(_ names: ClusterNames) async throws {
+        let key = ClusterNames.sweepKey(configName: config.name)
+        guard try await redis.get(key) == nil else { return }
+        logger.warning("redis lost the sweep; restoring it from the store")
+        try await redis.set(key, names.sweepID, ttlSeconds: nil)
+        if let limit = config.maxCostUSD {
+            let budget = RedisBudget(redis: redis, namespace: names.sweepID, limitUSD: limit)
+            try await budget.start(spentUSD: try store.spentUSD())
+        }
+    }
+
+    /// Copies every successful answer in the store into the response cache; returns how many.
+    func preloadCache(_ names: ClusterNames) async throws -> Int {
+        let cache = RedisResponseCache(redis: redis, namespace: names.sweepID)
+        var after = ""
+        var count = 0
+        while true {
+            let page = try store.successfulResponses(after: after, limit: 500)
+            guard let last = page.last else { return count }
+            for entry in page { try await cache.set(entry.key, entry.response) }
+            count += page.count
+            after = last.key
+        }
+    }
+}

@@ -1,0 +1,194 @@
+import ConflictScope
+import Foundation
+import Logging
+import ServiceLifecycle
+
+/// A stateless worker: takes a task from any of the sweep's task queues, makes its calls under the
+/// shared Redis rate limits and budget, publishes its follow-up tasks and its result, then acks.
+///
+/// Each (stage, model) queue has its own consumer with a bounded prefetch, so a worker holding
+/// tasks of a saturated model still receives tasks of every other model. On graceful shutdown
+/// (SIGTERM) it stops consuming, lets tasks in flight finish for up to `drainSeconds`, and leaves
+/// the rest unacknowledged for the broker to redeliver.
+public final class Worker: Service, Sendable {
+    public struct Options: Sendable {
+        /// Unacknowledged tasks per queue (each waits for its model's rate limit).
+        public var prefetch = 16
+        /// Attempts of a task whose handling fails for reasons other than the provider (Redis or
+        /// broker trouble), before it is dead-lettered.
+        public var maxAttempts = 5
+        /// How long in-flight tasks may run after SIGTERM before they are left to redelivery.
+        public var drainSeconds = 20.0
+        /// Delay of the first retry; doubled per attempt.
+        public var retryDelayMilliseconds = 1000
+
+        public init() {}
+    }
+
+    let config: SweepConfig
+    let names: ClusterNames
+    let broker: BrokerConnection
+    let redis: RedisClient
+    let runner: SweepRunner
+    let options: Options
+    let logger: Logger
+    let identity = UUID().uuidString
+    private let inFlight = InFlightCount()
+
+    public init(
+        config: SweepConfig, sweepID: String, broker: BrokerConnection, redis: RedisClient,
+        providers: [String: any LLMProvider], options: Options = Options(), logger: Logger
+    ) {
+        self.config = config
+        self.names = ClusterNames(sweepID: sweepID)
+        self.broker = broker
+        self.redis = redis
+        self.options = options
+        var logger = logger
+        logger[metadataKey: "sweep"] = "\(sweepID)"
+        self.logger = logger
+        let budget = config.maxCostUSD.map { RedisBudget(redis: redis, namespace: sweepID, limitUSD: $0) }
+        let caller = ModelCaller(
+            config: config, providers: providers,
+            limiter: RedisRateLimiter(redis: redis, namespace: sweepID, limits: ModelRateLimit.limits(of: config)),
+            budget: budget)
+        self.runner = SweepRunner(config: config, caller: caller)
+    }
+
+    public func run() async throws {
+        try await broker.declare(names.queueSpecs(config))
+        var streams: [AsyncStream<Delivery>] = []
+        for queue in names.taskQueues(config) {
+            streams.append(try await broker.consume(queue, prefetch: options.prefetch))
+        }
+        logger.info("worker consuming", metadata: ["worker.queues": "\(streams.count)"])
+        try await withGracefulShutdownHandler {
+            await withDiscardingTaskGroup { group in
+                for stream in streams {
+                    group.addTask {
+                        await withDiscardingTaskGroup { tasks in
+                            for await delivery in stream {
+                                await self.inFlight.add(1)
+                                tasks.addTask {
+                                    await self.process(delivery)
+                                    await self.inFlight.add(-1)
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        } onGracefulShutdown: {
+            Task { await self.drain() }
+        }
+        logger.info("worker stopped")
+    }
+
+    /// Stops taking tasks, waits for those in flight (bounded), then closes the connection, which
+    /// ends the delivery streams; unacknowledged tasks go back to their queues.
+    private func drain() async {
+        let running = await inFlight.value
+        logger.info("worker draining", metadata: ["worker.in_flight": "\(running)"])
+        await broker.stopConsuming()
+        let deadline = ContinuousClock.now + .seconds(options.drainSeconds)
+        while await inFlight.value > 0, ContinuousClock.now < deadline {
+            try? await Task.sleep(for: .milliseconds(100))
+        }
+        await broker.close()
+    }
+
+    /// Handles one delivery to the end: ack after its results are confirmed, retry later, or
+    /// dead-letter.
+    func process(_ delivery: Delivery) async {
+        let task: PipelineTask
+        do {
+            task = try JSONDecoder().decode(PipelineTask.self, from: Data(delivery.body))
+        } catch {
+            logger.error("undecodable task dead-lettered", metadata: ["broker.queue": "\(delivery.queue)"])
+            await broker.reject(delivery, requeue: false)
+            return
+        }
+        var logger = logger
+        logger[metadataKey: "task"] = "\(task.id)"
+        if delivery.redelivered { logger.info("task redelivered") }
+        do {
+            if try await redis.get(names.doneKey(taskID: task.id)) != nil {
+                await broker.ack(delivery)
+                return
+            }
+            let records = TaskRecords(
+                cache: RedisResponseCache(redis: redis, namespace: names.sweepID), owner: identity)
+            let outcome: TaskOutcome
+            do {
+                let followUps = try await runner.handle(task, records: records)
+                outcome = TaskOutcome(taskID: task.id, state: .done, followUps: followUps)
+            } catch is ModelCaller.BudgetExhausted {
+                await records.releaseClaims()
+                outcome = TaskOutcome(taskID: task.id, state: .stopped, followUps: [])
+            } catch {
+                await records.releaseClaims()
+                throw error
+            }
+            try await withThrowingDiscardingTaskGroup { group in
+                for followUp in outcome.followUps {
+                    let body = Array(try JSONEncoder().encode(followUp))
+                    let queue = names.taskQueue(for: followUp, config: config)
+                    group.addTask { try await self.broker.publish(body, to: queue) }
+                }
+            }
+            try await broker.publish(ClusterMessage.finished(outcome, records.rows).encoded(), to: names.results)
+            try await redis.set(names.doneKey(taskID: task.id), "1", ttlSeconds: RedisResponseCache.timeToLiveSeconds)
+            await broker.ack(delivery)
+        } catch is CancellationError {
+            // Shutting down: the broker redelivers the unacknowledged task.
+        } catch {
+            await retryOrDeadLetter(delivery, task: task, error: error, logger: logger)
+        }
+    }
+
+    /// Publishes the task to its retry queue (it comes back after a delay), or after `maxAttempts`
+    /// reports it dead and dead-letters it.
+    private func retryOrDeadLetter(_ delivery: Delivery, task: PipelineTask, error: any Error, logger: Logger) async {
+        let attempt = (Int(delivery.headers["x-attempt"] ?? "") ?? 1) + 1
+        do {
+            if attempt <= options.maxAttempts {
+                logger.warning("task failed; retrying", metadata: ["task.attempt": "\(attempt)", "error": "\(error)"])
+                let delay = options.retryDelayMilliseconds << min(attempt - 2, 6)
+                try await broker.publish(
+                    delivery.body, to: names.retryQueue(of: delivery.queue), headers: ["x-attempt": "\(attempt)"],
+                    expirationMilliseconds: delay)
+                await broker.ack(delivery)
+            } else {
+                logger.error("task failed too often; dead-lettered", metadata: ["error": "\(error)"])
+                let outcome = TaskOutcome(taskID: task.id, state: .dead, followUps: [])
+                try await broker.publish(ClusterMessage.finished(outcome, ResultBatch()).encoded(), to: names.results)
+                await broker.reject(delivery, requeue: false)
+            }
+        } catch {
+            // The broker is unreachable too: leave the task unacknowledged for redelivery.
+            logger.error("cannot retry task", metadata: ["error": "\(error)"])
+        }
+    }
+}
+
+/// Tasks in flight in this process.
+actor InFlightCount {
+    private(set) var value = 0
+    func add(_ delta: Int) { value += delta }
+}
+
+extension ModelRateLimit {
+    /// Each configured model's limits, from its provider's `rpm`, `tpm`, `input_tpm` and
+    /// `output_tpm`; the account is provider + model id, so every role calling a model shares them.
+    public static func limits(of config: SweepConfig) -> [String: ModelRateLimit] {
+        var limits: [String: ModelRateLimit] = [:]
+        for model in config.models.values {
+            guard let provider = config.providers[model.provider] else { continue }
+            limits[model.name] = ModelRateLimit(
+                account: "\(provider.name)/\(model.modelID)", requestsPerMinute: provider.requestsPerMinute,
+                tokensPerMinute: provider.tokensPerMinute, inputTokensPerMinute: provider.inputTokensPerMinute,
+                outputTokensPerMinute: provider.outputTokensPerMinute)
+        }
+        return limits
+    }
+}

@@ -1,0 +1,232 @@
+import ArgumentParser
+import ConflictScope
+import ConflictScopeCluster
+import Foundation
+import Logging
+import ServiceLifecycle
+
+/// What every cluster role reads: the config, and the servers from the environment (never from
+/// arguments, which other users of the machine can see).
+struct ClusterOptions: ParsableArguments {
+    @Option(name: .long, help: "The sweep's config file (every role reads the same one).")
+    var config = "config.toml"
+
+    static let environmentHelp = """
+        Servers come from the environment: CONFLICTSCOPE_AMQP_URL (default \(ClusterEnvironment.defaultAMQP)) and \
+        CONFLICTSCOPE_REDIS_URL (default \(ClusterEnvironment.defaultRedis)). Provider API keys come from the \
+        variables the config names. Logs go to stderr (level: CONFLICTSCOPE_LOG_LEVEL, default info).
+        """
+}
+
+/// Connections and logging shared by the cluster commands.
+enum ClusterEnvironment {
+    static let defaultAMQP = "amqp://guest:guest@127.0.0.1:5672/"
+    static let defaultRedis = "redis://127.0.0.1:6379/0"
+
+    static func logger(_ role: String) -> Logger {
+        let level =
+            ProcessInfo.processInfo.environment["CONFLICTSCOPE_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:))
+            ?? .info
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        var logger = Logger(label: "conflictscope.\(role)")
+        logger[metadataKey: "role"] = "\(role)"
+        return logger
+    }
+
+    static func connect(role: String, logger: Logger) throws -> (BrokerConnection, RedisClient) {
+        let environment = ProcessInfo.processInfo.environment
+        do {
+            let broker = BrokerConnection(
+                settings: try BrokerSettings(url: environment["CONFLICTSCOPE_AMQP_URL"] ?? defaultAMQP),
+                name: "conflictscope-\(role)", logger: logger)
+            let redis = RedisClient(
+                settings: try RedisSettings(url: environment["CONFLICTSCOPE_REDIS_URL"] ?? defaultRedis),
+                logger: logger)
+            return (broker, redis)
+        } catch {
+            throw CommandFailure("\(error)")
+        }
+    }
+
+    /// The sweep id the coordinator published for this config, waiting for it if needed.
+    static func sweepID(_ given: String?, config: SweepConfig, redis: RedisClient, logger: Logger) async throws
+        -> String
+    {
+        if let given { return given }
+        var logged = false
+        while true {
+            if let id = try await redis.get(ClusterNames.sweepKey(configName: config.name)) { return id }
+            if !logged {
+                logger.info(
+                    "waiting for the coordinator to register the sweep", metadata: ["sweep.name": "\(config.name)"])
+                logged = true
+            }
+            try await Task.sleep(for: .milliseconds(500))
+        }
+    }
+
+    /// Runs a long-lived role until it finishes or SIGTERM / SIGINT drains it.
+    static func runService(_ service: some Service, logger: Logger) async throws {
+        let group = ServiceGroup(
+            configuration: .init(
+                services: [.init(service: service, successTerminationBehavior: .gracefullyShutdownGroup)],
+                gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        try await group.run()
+    }
+}
+
+struct CoordinatorCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "coordinator",
+        abstract: "Start or resume a cluster sweep: publish its tasks and wait until the store has them all done.",
+        discussion: """
+            Run one per sweep, next to the aggregator (it reads the aggregator's store). Re-running it resumes: \
+            only tasks the store does not have as done are published again. On completion it prints the same \
+            summary as `run` (with --json, the same JSON); call counts are the store's totals.
+
+            \(ClusterOptions.environmentHelp)
+            """
+    )
+
+    @OptionGroup var cluster: ClusterOptions
+
+    @Flag(name: .long, help: "Print a JSON summary instead of tables.")
+    var json = false
+
+    func run() async throws {
+        let sweep = try loadConfig(cluster.config)
+        let logger = ClusterEnvironment.logger("coordinator")
+        let (broker, redis) = try ClusterEnvironment.connect(role: "coordinator", logger: logger)
+        defer { redis.shutdown() }
+        let store: ResultStore
+        do {
+            store = try ResultStore(path: sweep.storePath)
+        } catch {
+            throw CommandFailure("cannot open the store \(sweep.storePath): \(error)")
+        }
+        let started = ContinuousClock.now
+        let throttle = ProgressThrottle(every: .seconds(5))
+        let summary = try await Coordinator(config: sweep, store: store, broker: broker, redis: redis, logger: logger)
+            .run { counts in
+                guard throttle.due() else { return }
+                let elapsed = Int((ContinuousClock.now - started).components.seconds)
+                let stages = counts.keys.sorted().map { stage in
+                    let states = counts[stage] ?? [:]
+                    return "\(stage) \(states[.done] ?? 0)/\(states.values.reduce(0, +))"
+                }
+                FileHandle.standardError.write(
+                    Data("[\(elapsed)s] tasks done: \(stages.joined(separator: ", "))\n".utf8))
+            }
+        await broker.close()
+        if json {
+            print(summary.json.serialized())
+        } else {
+            print(summary.report.table(), terminator: "")
+            print("Sweep \(sweep.name) (\(summary.sweepID)) finished; full results: \(summary.storePath)")
+        }
+    }
+}
+
+struct WorkerCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "worker",
+        abstract: "Take tasks of a cluster sweep, make their calls under the shared rate limits, publish the results.",
+        discussion: """
+            Stateless: start as many as the rate limits justify, on any machine; killing one only slows the sweep \
+            (its unacknowledged tasks are redelivered). SIGTERM stops taking tasks and lets those in flight finish \
+            for up to --drain-seconds.
+
+            \(ClusterOptions.environmentHelp)
+            """
+    )
+
+    @OptionGroup var cluster: ClusterOptions
+
+    @Option(name: .long, help: "The sweep id (default: the one the coordinator registered for the config's name).")
+    var sweep: String?
+
+    @Option(name: .long, help: "Unacknowledged tasks held per queue (one queue per stage and model).")
+    var prefetch = 16
+
+    @Option(name: .long, help: "Seconds in-flight tasks may run after SIGTERM before they are left to redelivery.")
+    var drainSeconds = 20.0
+
+    func validate() throws {
+        guard (1...10_000).contains(prefetch) else { throw ValidationError("--prefetch must be 1...10000") }
+        guard drainSeconds >= 0 else { throw ValidationError("--drain-seconds must not be negative") }
+    }
+
+    func run() async throws {
+        let config = try loadConfig(cluster.config)
+        let logger = ClusterEnvironment.logger("worker")
+        let (broker, redis) = try ClusterEnvironment.connect(role: "worker", logger: logger)
+        defer { redis.shutdown() }
+        let sweepID = try await ClusterEnvironment.sweepID(sweep, config: config, redis: redis, logger: logger)
+        var options = Worker.Options()
+        options.prefetch = prefetch
+        options.drainSeconds = drainSeconds
+        let worker = Worker(
+            config: config, sweepID: sweepID, broker: broker, redis: redis,
+            providers: EmbeddedSweep.providers(for: config, environment: ProcessInfo.processInfo.environment),
+            options: options, logger: logger)
+        try await ClusterEnvironment.runService(worker, logger: logger)
+    }
+}
+
+struct AggregatorCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "aggregator",
+        abstract: "Store a cluster sweep's results (the store's only writer) and keep live rankings for `status`.",
+        discussion: """
+            Run exactly one per sweep, with the store on its disk. It waits for the coordinator to register the \
+            sweep, then consumes the results queue until SIGTERM.
+
+            \(ClusterOptions.environmentHelp)
+            """
+    )
+
+    @OptionGroup var cluster: ClusterOptions
+
+    @Option(name: .long, help: "Seconds between live ranking refits.")
+    var refitSeconds = 2.0
+
+    func run() async throws {
+        let config = try loadConfig(cluster.config)
+        let logger = ClusterEnvironment.logger("aggregator")
+        let (broker, redis) = try ClusterEnvironment.connect(role: "aggregator", logger: logger)
+        defer { redis.shutdown() }
+        let sweepID = try await ClusterEnvironment.sweepID(nil, config: config, redis: redis, logger: logger)
+        let aggregator: Aggregator
+        do {
+            let store = try ResultStore(path: config.storePath)
+            aggregator = try Aggregator(
+                config: config, store: store, sweepID: sweepID, broker: broker, redis: redis,
+                refitInterval: refitSeconds, logger: logger)
+        } catch {
+            throw CommandFailure("cannot open the store \(config.storePath): \(error)")
+        }
+        try await ClusterEnvironment.runService(aggregator, logger: logger)
+    }
+}
+
+/// Lets a progress line through at most once per interval.
+final class ProgressThrottle: @unchecked Sendable {
+    private let interval: Duration
+    // Guarded by `lock`.
+    private let lock = NSLock()
+    private var last: ContinuousClock.Instant?
+
+    init(every interval: Duration) { self.interval = interval }
+
+    func due() -> Bool {
+        lock.withLock {
+            if let last, ContinuousClock.now - last < interval { return false }
+            last = .now
+            return true
+        }
+    }
+}

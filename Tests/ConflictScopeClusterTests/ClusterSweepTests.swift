@@ -1,0 +1,145 @@
+import ConflictScope
+import ConflictScopeCluster
+import Foundation
+import Logging
+import Testing
+
+/// Whole sweeps through real processes of the built binary, on the RabbitMQ and Redis the test
+/// command started on loopback. The cluster test target runs serially (servers get restarted).
+@Suite("Cluster sweeps on real RabbitMQ and Redis")
+struct ClusterSweepTests {
+    @Test func defaultConfigThroughLocalSweepMatchesTheEmbeddedRun() async throws {
+        let embedded = try clusterTestConfig("embedded")
+        let cluster = try clusterTestConfig("local")
+        let logs = URL(fileURLWithPath: cluster.path).deletingLastPathComponent()
+        let run = try ChildProcess(
+            conflictscopeBinary, ["run", "--json", "--config", embedded.path],
+            log: logs.appendingPathComponent("embedded.log").path)
+        let (runStatus, runJSON) = try await run.finish(timeout: 900)
+        #expect(runStatus == 0)
+
+        let path = (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin")
+        let local = try ChildProcess(
+            repositoryRoot.appendingPathComponent("cluster/local-sweep").path,
+            ["--workers", "3", "--config", cluster.path], log: logs.appendingPathComponent("local-sweep.log").path,
+            environment: [
+                "PATH": "\(URL(fileURLWithPath: conflictscopeBinary).deletingLastPathComponent().path):\(path)"
+            ])
+        let (localStatus, localJSON) = try await local.finish(timeout: 900)
+        let log = (try? String(contentsOf: logs.appendingPathComponent("local-sweep.log"), encoding: .utf8)) ?? ""
+        #expect(localStatus == 0, "local-sweep failed: \(log.suffix(2000))")
+
+        let embeddedRankings = try rankings(ofSummary: runJSON)
+        let clusterRankings = try rankings(ofSummary: localJSON)
+        #expect(embeddedRankings.count >= 40)
+        #expect(sameRankings(embeddedRankings, clusterRankings))
+        // The same summary shape as `run --json`.
+        let keys = { (json: String) in
+            ((try? JSONSerialization.jsonObject(with: Data(json.utf8))) as? [String: Any]).map { Set($0.keys) }
+        }
+        #expect(keys(runJSON) == keys(localJSON))
+        try expectCompleteAndCountedOnce(cluster.config)
+    }
+
+    @Test func killedWorkersTasksAreRedeliveredAndCountedOnceAndPoisonIsDeadLettered() async throws {
+        let (path, config) = try smallSlowConfig("kill")
+        let cluster = LocalCluster(configPath: path, config: config)
+        defer { cluster.kill() }
+        try cluster.startAggregator()
+        for _ in 0..<3 { try cluster.startWorker() }
+        let coordinator = try cluster.startCoordinator()
+        defer { if coordinator.isRunning { coordinator.signal(SIGKILL) } }
+        try await cluster.waitForDone(atLeast: 15, while: coordinator, timeout: 300)
+        cluster.workers[0].signal(SIGKILL)
+
+        // A message no worker can decode, on a task queue the workers consume.
+        let names = ClusterNames(
+            sweepID: try ResultStore(path: config.storePath).sweepID(name: config.name, seed: config.seed))
+        let broker = BrokerConnection(
+            settings: try BrokerSettings(url: amqpURL), name: "test", logger: Logger(label: "test"))
+        try await broker.publish(Array("{not a task".utf8), to: names.taskQueue(stage: "mcq", model: "sim-steady"))
+
+        let (status, summary) = try await coordinator.finish(timeout: 600)
+        #expect(status == 0, "coordinator failed: \(cluster.logTails())")
+        #expect(cluster.workers[1].isRunning && cluster.workers[2].isRunning, "a worker died: \(cluster.logTails())")
+        // The killed worker's unacknowledged tasks went to the others.
+        #expect(cluster.logs(containing: "task redelivered") > 0)
+        let dead = try await broker.queueState(names.dead)
+        #expect((dead?.messages ?? 0) >= 1)
+        await broker.close()
+        try await expectLiveCountsMatchTheStore(config, names: names)
+        await cluster.stop()
+
+        try expectCompleteAndCountedOnce(config)
+        try await expectSameRankingsAsEmbedded(config, clusterSummary: summary)
+    }
+
+    @Test func rabbitmqAndRedisRestartsMidSweepLoseNothingAndCountNothingTwice() async throws {
+        let (path, config) = try smallSlowConfig("restart", rpm: 900)
+        let cluster = LocalCluster(configPath: path, config: config)
+        defer { cluster.kill() }
+        try cluster.startAggregator()
+        for _ in 0..<2 { try cluster.startWorker() }
+        let coordinator = try cluster.startCoordinator()
+        defer { if coordinator.isRunning { coordinator.signal(SIGKILL) } }
+        try await cluster.waitForDone(atLeast: 10, while: coordinator, timeout: 300)
+        let (redisStatus, _) = try await runScript("servers", ["restart", "redis"])
+        #expect(redisStatus == 0)
+        try await cluster.waitForDone(atLeast: try cluster.tasksDone() + 20, while: coordinator, timeout: 300)
+        let (rabbitStatus, _) = try await runScript("servers", ["restart", "rabbitmq"])
+        #expect(rabbitStatus == 0)
+
+        let (status, summary) = try await coordinator.finish(timeout: 600)
+        #expect(status == 0, "coordinator failed: \(cluster.logTails())")
+        let names = ClusterNames(
+            sweepID: try ResultStore(path: config.storePath).sweepID(name: config.name, seed: config.seed))
+        try await expectLiveCountsMatchTheStore(config, names: names)
+        await cluster.stop()
+
+        try expectCompleteAndCountedOnce(config)
+        try await expectSameRankingsAsEmbedded(config, clusterSummary: summary)
+    }
+}
+
+/// Every task done and every expected judgment stored exactly once.
+func expectCompleteAndCountedOnce(_ config: SweepConfig) throws {
+    let store = try ResultStore(path: config.storePath)
+    let counts = try store.taskCounts()
+    for (stage, states) in counts {
+        #expect((states[.pending] ?? 0) == 0 && (states[.dead] ?? 0) == 0, "stage \(stage): \(states)")
+    }
+    let status = try SweepStatus.read(config: config, store: store)
+    let stored = status.judgments.reduce(0) { $0 + $1.total }
+    #expect(status.expectedJudgments > 0)
+    #expect(stored == status.expectedJudgments)
+}
+
+/// The aggregator's live fit counts each valid judgment once: its comparisons equal a recount of
+/// the store's valid judgments (waiting for its next refit).
+func expectLiveCountsMatchTheStore(_ config: SweepConfig, names: ClusterNames) async throws {
+    let store = try ResultStore(path: config.storePath)
+    let valid = try store.judgments().filter { $0.choice.isValid }.count
+    let redis = try RedisClient(url: redisURL)
+    defer { redis.shutdown() }
+    var live: [String: Any] = [:]
+    let deadline = ContinuousClock.now + .seconds(20)
+    repeat {
+        if let text = try await redis.get(names.liveKey),
+            let object = try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any]
+        {
+            live = object
+            if (live["comparisons"] as? Int) == valid { break }
+        }
+        try await Task.sleep(for: .milliseconds(250))
+    } while ContinuousClock.now < deadline
+    #expect((live["comparisons"] as? Int) == valid)
+}
+
+/// The cluster's final rankings equal an embedded run of the same config in another store.
+func expectSameRankingsAsEmbedded(_ config: SweepConfig, clusterSummary: String) async throws {
+    var embedded = config
+    embedded.storePath = config.storePath + ".embedded.sqlite"
+    let summary = try await EmbeddedSweep.run(config: embedded)
+    let json = summary.json.serialized()
+    #expect(sameRankings(try rankings(ofSummary: json), try rankings(ofSummary: clusterSummary)))
+}
