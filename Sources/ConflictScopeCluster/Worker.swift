@@ -62,7 +62,7 @@ public final class Worker: Service, Sendable {
             streams.append(try await broker.consume(queue, prefetch: options.prefetch))
         }
         logger.info("worker consuming", metadata: ["worker.queues": "\(streams.count)"])
-        try await withGracefulShutdownHandler {
+        await withGracefulShutdownHandler {
             await withDiscardingTaskGroup { group in
                 for stream in streams {
                     group.addTask {

@@ -23,10 +23,11 @@ enum ClusterEnvironment {
     static let defaultAMQP = "amqp://guest:guest@127.0.0.1:5672/"
     static let defaultRedis = "redis://127.0.0.1:6379/0"
 
-    static func logger(_ role: String) -> Logger {
+    /// A logger to stderr at CONFLICTSCOPE_LOG_LEVEL (default `level`).
+    static func logger(_ role: String, level defaultLevel: Logger.Level = .info) -> Logger {
         let level =
             ProcessInfo.processInfo.environment["CONFLICTSCOPE_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:))
-            ?? .info
+            ?? defaultLevel
         LoggingSystem.bootstrap { label in
             var handler = StreamLogHandler.standardError(label: label)
             handler.logLevel = level

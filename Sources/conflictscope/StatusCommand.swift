@@ -1,14 +1,18 @@
 import ArgumentParser
 import ConflictScope
+import ConflictScopeCluster
 import Foundation
 
-struct StatusCommand: ParsableCommand {
+struct StatusCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "status",
-        abstract: "Show a sweep's progress from its store: calls, spend, scenarios, judgments and current rankings.",
+        abstract: "Show a sweep's progress: calls, spend, scenarios, judgments, tasks and current rankings.",
         discussion: """
-            Reads only the store (it works while an embedded sweep runs). Rankings are fitted with the config's \
-            [analysis] options but without bootstrap, so they are quick; `rank` or `run` give intervals.
+            Reads the store (it works while an embedded or cluster sweep runs). Rankings are fitted with the \
+            config's [analysis] options but without bootstrap, so they are quick; `run` or `rank` give intervals. \
+            For a cluster sweep it also shows the task queues' depths, the rate limits and the aggregator's live \
+            rankings, from RabbitMQ and Redis (CONFLICTSCOPE_AMQP_URL, CONFLICTSCOPE_REDIS_URL; each is given 3 \
+            seconds to answer).
             """
     )
 
@@ -18,7 +22,7 @@ struct StatusCommand: ParsableCommand {
     @Flag(name: .long, help: "Print one JSON object instead of tables.")
     var json = false
 
-    func run() throws {
+    func run() async throws {
         let sweep = try loadConfig(config)
         let store = try openExistingStore(sweep)
         let status: SweepStatus
@@ -27,7 +31,21 @@ struct StatusCommand: ParsableCommand {
         } catch {
             throw CommandFailure("\(error)")
         }
-        print(json ? status.json.serialized() : status.table(), terminator: json ? "\n" : "")
+        var cluster: ClusterStatus? = nil
+        if !status.tasks.isEmpty, let sweepID = status.sweepID {
+            let logger = ClusterEnvironment.logger("status", level: .critical)
+            let (broker, redis) = try ClusterEnvironment.connect(role: "status", logger: logger)
+            cluster = await ClusterStatus.read(config: sweep, sweepID: sweepID, broker: broker, redis: redis)
+            await broker.close()
+            redis.shutdown()
+        }
+        if json {
+            guard case .object(var fields) = status.json else { return }
+            if let cluster { fields.append(("cluster", cluster.json)) }
+            print(JSONValue.object(fields).serialized())
+        } else {
+            print(status.table() + (cluster.map { "\n" + $0.table() } ?? ""), terminator: "")
+        }
     }
 }
 

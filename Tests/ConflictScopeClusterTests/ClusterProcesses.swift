@@ -51,11 +51,12 @@ func smallSlowConfig(_ label: String, latencyMilliseconds: Int = 150, rpm: Int? 
     }
 }
 
-/// Runs `executable` with `arguments`; stderr goes to `log`, stdout is collected. The exit is
-/// collected with waitpid: Foundation's Process does not always reap its children here.
+/// Runs `executable` with `arguments`; stderr goes to `log`, stdout to `log` + ".out" (a file, not
+/// a pipe, which a large output would fill). The exit is collected with waitpid: Foundation's
+/// Process does not always reap its children here.
 final class ChildProcess: @unchecked Sendable {
     let process = Process()
-    private let output = Pipe()
+    private let output: String
     // Guarded by `lock`.
     private let lock = NSLock()
     private var exitStatus: Int32?
@@ -66,9 +67,11 @@ final class ChildProcess: @unchecked Sendable {
         var env = ProcessInfo.processInfo.environment
         env.merge(environment) { $1 }
         process.environment = env
-        FileManager.default.createFile(atPath: log, contents: nil)
+        output = log + ".out"
+        _ = FileManager.default.createFile(atPath: log, contents: nil)
+        _ = FileManager.default.createFile(atPath: output, contents: nil)
         process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
-        process.standardOutput = output
+        process.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: output))
         try process.run()
     }
 
@@ -102,8 +105,7 @@ final class ChildProcess: @unchecked Sendable {
             }
             try await Task.sleep(for: .milliseconds(100))
         }
-        let data = output.fileHandleForReading.readDataToEndOfFile()
-        return (exited() ?? -1, String(decoding: data, as: UTF8.self))
+        return (exited() ?? -1, (try? String(contentsOfFile: output, encoding: .utf8)) ?? "")
     }
 }
 

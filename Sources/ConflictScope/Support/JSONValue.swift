@@ -8,6 +8,8 @@ public indirect enum JSONValue: Equatable, Sendable {
     case int(Int)
     case bool(Bool)
     case null
+    /// JSON serialized elsewhere (another process's output), written as it is.
+    case serialized(String)
 
     public static func == (lhs: JSONValue, rhs: JSONValue) -> Bool { lhs.serialized() == rhs.serialized() }
 
@@ -41,6 +43,7 @@ public indirect enum JSONValue: Equatable, Sendable {
         case .int(let value): out += "\(value)"
         case .bool(let value): out += value ? "true" : "false"
         case .null: out += "null"
+        case .serialized(let text): out += text
         }
     }
 

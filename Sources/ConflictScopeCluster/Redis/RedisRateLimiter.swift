@@ -47,6 +47,7 @@ public struct RedisRateLimiter: RateLimiter {
             let arguments =
                 [String(Self.tolerance), String(Self.expirySlackMilliseconds), owner, starving ? "1" : "0"]
                 + charges.map { String(Self.increment(cost: $0.cost, limit: $0.limit, roundingUp: true)) }
+                + [String(estimate.total)]
             guard let wait = try await redis.evaluate(Self.acquireScript, keys: keys, arguments: arguments).integer
             else { throw RedisError.unexpectedReply("an integer wait from the rate-limit script") }
             if wait <= 0 { return }
@@ -109,7 +110,8 @@ public struct RedisRateLimiter: RateLimiter {
     }
 
     /// KEYS: paused, hold, then one TAT key per limit. ARGV: tau µs, expiry slack ms, owner, starving (1/0),
-    /// then one increment µs per limit. Returns 0 when admitted, else the wait in µs (at least 1 ms).
+    /// one increment µs per limit, then the estimated tokens (for the usage counts). Returns 0 when
+    /// admitted, else the wait in µs (at least 1 ms).
     static let acquireScript = RedisScript(
         """
         local t = redis.call('TIME')
@@ -152,9 +154,32 @@ public struct RedisRateLimiter: RateLimiter {
             redis.call('SET', KEYS[i], string.format('%d', tat), 'PX', math.floor((tat - now) / 1000) + slack)
         end
         if holder then redis.call('DEL', KEYS[2]) end
+        -- Usage per minute of Redis time, for `status` (standalone Redis: the key is built here).
+        local used = string.gsub(KEYS[1], ':paused$', ':used:') .. math.floor(now / 60000000)
+        redis.call('HINCRBY', used, 'requests', 1)
+        redis.call('HINCRBY', used, 'tokens', tonumber(ARGV[#KEYS + 3]))
+        redis.call('PEXPIRE', used, 180000)
         return 0
         """
     )
+
+    /// Requests and estimated tokens admitted for `model` in the current minute and the one before
+    /// (of Redis' clock), as `status` shows them.
+    public func usage(model: String) async throws -> (
+        requests: Int, tokens: Int, previousRequests: Int, previousTokens: Int
+    ) {
+        let account = limits[model]?.account ?? model
+        guard case .array(let time) = try await redis.command(["TIME"]),
+            let seconds = time.first?.string.flatMap(Int.init)
+        else { throw RedisError.unexpectedReply("TIME") }
+        let minute = seconds / 60
+        let current = try await redis.hashGetAll(key(account, "used:\(minute)"))
+        let previous = try await redis.hashGetAll(key(account, "used:\(minute - 1)"))
+        return (
+            Int(current["requests"] ?? "") ?? 0, Int(current["tokens"] ?? "") ?? 0,
+            Int(previous["requests"] ?? "") ?? 0, Int(previous["tokens"] ?? "") ?? 0
+        )
+    }
 
     /// KEYS: TAT keys. ARGV: expiry slack ms, then one signed delta µs per key.
     static let settleScript = RedisScript(
