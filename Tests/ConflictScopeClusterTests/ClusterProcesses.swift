@@ -144,10 +144,15 @@ final class LocalCluster: @unchecked Sendable {
         for child in workers + [aggregator].compactMap({ $0 }) where child.isRunning { child.signal(SIGKILL) }
     }
 
-    /// SIGTERM to every role still running, then waits for them.
-    func stop() async {
-        for child in workers + [aggregator].compactMap({ $0 }) where child.isRunning { child.signal(SIGTERM) }
-        for child in workers + [aggregator].compactMap({ $0 }) { _ = try? await child.finish(timeout: 30) }
+    /// SIGTERM to every role still running, then waits for them; returns the exit statuses of
+    /// those that were running (nil for one that did not exit within 30 s).
+    @discardableResult
+    func stop() async -> [Int32?] {
+        let running = (workers + [aggregator].compactMap { $0 }).filter(\.isRunning)
+        for child in running { child.signal(SIGTERM) }
+        var statuses: [Int32?] = []
+        for child in running { statuses.append(try? await child.finish(timeout: 30).status) }
+        return statuses
     }
 
     /// Tasks done so far, from the store's task table.

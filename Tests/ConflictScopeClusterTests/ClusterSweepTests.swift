@@ -68,7 +68,9 @@ struct ClusterSweepTests {
         #expect((dead?.messages ?? 0) >= 1)
         await broker.close()
         try await expectLiveCountsMatchTheStore(config, names: names)
-        await cluster.stop()
+        try await expectStatusShowsTheCluster(path, config: config, names: names)
+        // SIGTERM drains the surviving workers and the aggregator, which exit cleanly.
+        #expect(await cluster.stop() == [0, 0, 0])
 
         try expectCompleteAndCountedOnce(config)
         try await expectSameRankingsAsEmbedded(config, clusterSummary: summary)
@@ -142,4 +144,28 @@ func expectSameRankingsAsEmbedded(_ config: SweepConfig, clusterSummary: String)
     let summary = try await EmbeddedSweep.run(config: embedded)
     let json = summary.json.serialized()
     #expect(sameRankings(try rankings(ofSummary: json), try rankings(ofSummary: clusterSummary)))
+}
+
+/// `status --json` of a finished cluster sweep: every task done, every queue listed and drained,
+/// and the live rankings counting every stored judgment.
+func expectStatusShowsTheCluster(_ path: String, config: SweepConfig, names: ClusterNames) async throws {
+    let log = URL(fileURLWithPath: path).deletingLastPathComponent().appendingPathComponent("status.log").path
+    let (status, output) = try await ChildProcess(
+        conflictscopeBinary, ["status", "--json", "--config", path], log: log
+    )
+    .finish(timeout: 60)
+    #expect(status == 0)
+    let object = try JSONSerialization.jsonObject(with: Data(output.utf8)) as? [String: Any]
+    let tasks = object?["tasks"] as? [String: [String: Int]] ?? [:]
+    #expect(!tasks.isEmpty && tasks.values.allSatisfy { $0["pending"] == 0 && ($0["done"] ?? 0) > 0 })
+    let cluster = object?["cluster"] as? [String: Any]
+    #expect((cluster?["problems"] as? [Any])?.isEmpty == true)
+    let queues = cluster?["queues"] as? [[String: Any]] ?? []
+    #expect(queues.count == names.taskQueues(config).count + 2)
+    let taskQueues = Set(names.taskQueues(config))
+    #expect(
+        queues.filter { taskQueues.contains($0["name"] as? String ?? "") }.allSatisfy { ($0["ready"] as? Int) == 0 })
+    let live = cluster?["live"] as? [String: Any]
+    let stored = try ResultStore(path: config.storePath).judgments().count
+    #expect((live?["judgments"] as? Int) == stored)
 }
