@@ -65,8 +65,8 @@ public final class Aggregator: Service, Sendable {
         }
         do {
             switch message {
-            case .register(let tasks):
-                try store.registerTasks(tasks)
+            case .register(let id, let tasks):
+                try store.registerTasks(tasks, registration: id)
             case .finished(let outcome, let batch):
                 try store.apply(batch, outcome: outcome)
                 await live.add(batch.judgments)

@@ -51,9 +51,11 @@ public struct Coordinator: Sendable {
         logger.info(
             "coordinator publishing",
             metadata: ["sweep": "\(sweepID)", "tasks": "\(tasks.count)", "cache.preloaded": "\(cached)"])
+        // Registered (confirmed on the results queue) before any of them can finish; completion is
+        // judged only once the aggregator has stored this run's registration.
+        let registration = UUID().uuidString
+        try await broker.publish(ClusterMessage.register(id: registration, tasks: tasks).encoded(), to: names.results)
         if !tasks.isEmpty {
-            // Registered (confirmed on the results queue) before any of them can finish.
-            try await broker.publish(ClusterMessage.register(tasks).encoded(), to: names.results)
             try await withThrowingDiscardingTaskGroup { group in
                 for task in tasks {
                     let body = Array(try JSONEncoder().encode(task))
@@ -63,12 +65,14 @@ public struct Coordinator: Sendable {
             }
         }
         while true {
+            // Registration first: it is stored in the transaction that reopens the tasks, so counts
+            // read after it include them.
+            let registered = try store.hasRegistration(registration)
             let counts = try store.taskCounts()
             progress?(counts)
             try await restoreAfterRedisLoss(names)
-            let registered = counts.values.reduce(0) { $0 + $1.values.reduce(0, +) }
             let pending = counts.values.reduce(0) { $0 + ($1[.pending] ?? 0) }
-            if pending == 0 && (registered > 0 || tasks.isEmpty) { break }
+            if registered && pending == 0 { break }
             try await Task.sleep(for: .seconds(pollInterval))
         }
         let counts = try store.taskCounts()

@@ -137,7 +137,10 @@ public final class Worker: Service, Sendable {
                 }
             }
             try await broker.publish(ClusterMessage.finished(outcome, records.rows).encoded(), to: names.results)
-            try await redis.set(names.doneKey(taskID: task.id), "1", ttlSeconds: RedisResponseCache.timeToLiveSeconds)
+            if outcome.state == .done {
+                try await redis.set(
+                    names.doneKey(taskID: task.id), "1", ttlSeconds: RedisResponseCache.timeToLiveSeconds)
+            }
             await broker.ack(delivery)
         } catch is CancellationError {
             // Shutting down: the broker redelivers the unacknowledged task.

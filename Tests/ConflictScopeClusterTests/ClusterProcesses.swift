@@ -32,23 +32,28 @@ func clusterTestConfig(_ label: String, edit: (String) -> String = { $0 }) throw
 
 /// A small sweep with slow simulated answers, so kills and restarts land while calls are in flight.
 /// `rpm` (optional) limits every simulated model through the cluster's Redis rate limiter.
-func smallSlowConfig(_ label: String, latencyMilliseconds: Int = 150, rpm: Int? = nil) throws -> (
-    path: String, config: SweepConfig
-) {
+func smallSlowConfig(
+    _ label: String, latencyMilliseconds: Int = 150, rpm: Int? = nil, edit: (String) -> String = { $0 }
+) throws -> (path: String, config: SweepConfig) {
     try clusterTestConfig(label) { text in
-        // Only hhh generates (0: the other sets would evaluate imported scenarios only, and there are none).
-        text.replacingOccurrences(
-            of: "scenarios_per_pair = { hhh = 40, personal_protective = 12, model_spec = 16 }",
-            with: "scenarios_per_pair = { hhh = 8, personal_protective = 0, model_spec = 0 }"
-        )
-        .replacingOccurrences(
-            of: "concurrency = 64",
-            with: "concurrency = 64\nlatency_ms = \(latencyMilliseconds)" + (rpm.map { "\nrpm = \($0)" } ?? "")
-        )
-        .replacingOccurrences(
-            of: "models = [\"sim-steady\", \"sim-saydo\", \"sim-candid\", \"sim-pliable\"]",
-            with: "models = [\"sim-steady\", \"sim-pliable\"]")
+        edit(smallSweep(text, latencyMilliseconds: latencyMilliseconds, rpm: rpm))
     }
+}
+
+private func smallSweep(_ text: String, latencyMilliseconds: Int, rpm: Int?) -> String {
+    // Only hhh generates (0: the other sets would evaluate imported scenarios only, and there are none).
+    text.replacingOccurrences(
+        of: "scenarios_per_pair = { hhh = 40, personal_protective = 12, model_spec = 16 }",
+        with: "scenarios_per_pair = { hhh = 8, personal_protective = 0, model_spec = 0 }"
+    )
+    .replacingOccurrences(
+        of: "concurrency = 64",
+        with: "concurrency = 64\nlatency_ms = \(latencyMilliseconds)" + (rpm.map { "\nrpm = \($0)" } ?? "")
+    )
+    .replacingOccurrences(
+        of: "models = [\"sim-steady\", \"sim-saydo\", \"sim-candid\", \"sim-pliable\"]",
+        with: "models = [\"sim-steady\", \"sim-pliable\"]"
+    )
 }
 
 /// Runs `executable` with `arguments`; stderr goes to `log`, stdout to `log` + ".out" (a file, not

@@ -103,6 +103,58 @@ struct ClusterSweepTests {
     }
 }
 
+extension ClusterSweepTests {
+    /// A priced writer model and a budget that runs out mid-sweep: the workers share it (the store's
+    /// spend never passes it), the coordinator reports it, and a coordinator run with a larger budget
+    /// (and workers restarted on that config) finishes the sweep without paying twice.
+    @Test func budgetIsSharedByAllWorkersAndALargerBudgetResumes() async throws {
+        let priced = { (budget: String) in
+            { (text: String) in
+                text.replacingOccurrences(of: "# max_cost_usd = 25.0", with: "max_cost_usd = \(budget)")
+                    .replacingOccurrences(
+                        of: "[models.sim-writer]\nprovider = \"sim\"",
+                        with:
+                            "[models.sim-writer]\nprovider = \"sim\"\ninput_usd_per_mtok = 100\noutput_usd_per_mtok = 100"
+                    )
+            }
+        }
+        let (path, config) = try smallSlowConfig("budget", latencyMilliseconds: 20, edit: priced("2.0"))
+        let cluster = LocalCluster(configPath: path, config: config)
+        defer { cluster.kill() }
+        try cluster.startAggregator()
+        for _ in 0..<3 { try cluster.startWorker() }
+        let (status, summary) = try await cluster.startCoordinator().finish(timeout: 300)
+        #expect(status == 0, "coordinator failed: \(cluster.logTails())")
+        let budget = try JSONSerialization.jsonObject(with: Data(summary.utf8)) as? [String: Any]
+        #expect((budget?["budget"] as? [String: Any])?["reached"] as? Bool == true)
+        let store = try ResultStore(path: config.storePath)
+        let spent = try store.spentUSD()
+        #expect(spent > 0 && spent <= 2.0)
+        let callsBefore = try store.callCounts().ok
+        #expect(try store.taskCounts().values.contains { ($0[.stopped] ?? 0) > 0 })
+
+        // Workers read the budget from the config: restart them on the raised one.
+        for worker in cluster.workers where worker.isRunning { worker.signal(SIGTERM) }
+        for worker in cluster.workers { _ = try await worker.finish(timeout: 60) }
+        cluster.workers = []
+        let text = try String(contentsOfFile: path, encoding: .utf8)
+        try text.replacingOccurrences(of: "max_cost_usd = 2.0", with: "max_cost_usd = 1000")
+            .write(toFile: path, atomically: true, encoding: .utf8)
+        for _ in 0..<3 { try cluster.startWorker() }
+        let (resumed, resumedSummary) = try await cluster.startCoordinator().finish(timeout: 300)
+        #expect(resumed == 0, "resumed coordinator failed: \(cluster.logTails())")
+        await cluster.stop()
+
+        var finished = config
+        finished.maxCostUSD = 1000
+        try expectCompleteAndCountedOnce(finished)
+        // Calls answered before the budget ran out were not made again: every request has one record.
+        let records = try ResultStore(path: config.storePath).callCounts()
+        #expect(records.ok > callsBefore && records.failed == 0)
+        try await expectSameRankingsAsEmbedded(finished, clusterSummary: resumedSummary)
+    }
+}
+
 /// Every task done and every expected judgment stored exactly once.
 func expectCompleteAndCountedOnce(_ config: SweepConfig) throws {
     let store = try ResultStore(path: config.storePath)

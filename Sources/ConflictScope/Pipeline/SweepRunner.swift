@@ -1,9 +1,10 @@
 import Foundation
 
-/// The nine pipeline steps of a sweep, written against `TaskQueue`, `RateLimiter` and `SweepRecords`
-/// so the embedded run and the cluster share every line of it. Rerunning a sweep replays the same
-/// deterministic requests: answers come from earlier call records, so only what is missing is asked
-/// again.
+/// The nine pipeline steps of a sweep. `handle` does one task against `SweepRecords`, and its calls go
+/// through `ModelCaller` (`RateLimiter`, `BudgetGate`), so the embedded run (`run`, draining a
+/// `TaskQueue` in this process) and the cluster's workers (one `handle` per delivered task) share
+/// every line of it. Rerunning a sweep replays the same deterministic requests: answers come from
+/// earlier call records, so only what is missing is asked again.
 public final class SweepRunner: Sendable {
     public let config: SweepConfig
     public let caller: ModelCaller

@@ -4,16 +4,36 @@ import GRDB
 /// The task table of cluster runs: every published task with its state, so the coordinator can
 /// decide completion from the store and a resumed sweep republishes exactly the unfinished tasks.
 extension ResultStore {
-    /// Registers tasks as pending, leaving tasks already known as they are.
-    public func registerTasks(_ tasks: [PipelineTask]) throws {
-        try database.write { db in for task in tasks { try Self.register(task, in: db) } }
+    /// The coordinator's tasks of one run, registered under `registration` (a fresh id per run):
+    /// every task not done becomes pending again (a resumed sweep republishes stopped and dead ones).
+    public func registerTasks(_ tasks: [PipelineTask], registration: String) throws {
+        try database.write { db in
+            for task in tasks { try Self.register(task, reopen: true, in: db) }
+            try db.execute(
+                sql: "INSERT OR IGNORE INTO registration (id, tasks) VALUES (?, ?)",
+                arguments: [registration, tasks.count])
+        }
     }
 
-    static func register(_ task: PipelineTask, in db: Database) throws {
+    /// Whether the aggregator has stored the registration (the coordinator waits for it before it
+    /// judges completion).
+    public func hasRegistration(_ id: String) throws -> Bool {
+        try database.read { db in
+            try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM registration WHERE id = ?)", arguments: [id])
+                ?? false
+        }
+    }
+
+    /// Inserts a task as pending. A known task keeps its state, unless `reopen` and it is not done.
+    static func register(_ task: PipelineTask, reopen: Bool, in db: Database) throws {
         let body = String(decoding: try JSONEncoder().encode(task), as: UTF8.self)
         try db.execute(
-            sql: "INSERT OR IGNORE INTO task (id, stage, state, body) VALUES (?, ?, 'pending', ?)",
-            arguments: [task.id, task.stage, body])
+            sql: """
+                INSERT INTO task (id, stage, state, body) VALUES (?, ?, 'pending', ?)
+                ON CONFLICT(id) DO UPDATE SET state = 'pending', body = excluded.body
+                WHERE ? AND task.state != 'done'
+                """,
+            arguments: [task.id, task.stage, body, reopen])
     }
 
     /// Stores a finished task's rows, its outcome and its follow-ups (as pending) in one transaction.
@@ -27,7 +47,7 @@ extension ResultStore {
                 try Self.upsertUserPrompt(scenarioID: prompt.scenarioID, text: prompt.text, in: db)
             }
             for judgment in batch.judgments { try Self.upsert(judgment, in: db) }
-            for task in outcome.followUps { try Self.register(task, in: db) }
+            for task in outcome.followUps { try Self.register(task, reopen: false, in: db) }
             try db.execute(
                 sql: """
                     INSERT INTO task (id, stage, state, body) VALUES (?, ?, ?, '')

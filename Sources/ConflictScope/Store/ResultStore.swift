@@ -66,6 +66,7 @@ public final class ResultStore: Sendable {
                 sql: """
                     CREATE TABLE task (id TEXT PRIMARY KEY, stage TEXT NOT NULL, state TEXT NOT NULL, body TEXT NOT NULL);
                     CREATE INDEX task_state ON task (state);
+                    CREATE TABLE registration (id TEXT PRIMARY KEY, tasks INTEGER NOT NULL);
                     """)
         }
         return migrator
@@ -161,26 +162,6 @@ public final class ResultStore: Sendable {
                 outline.id, outline.valueSet, outline.value1, outline.value2, outline.round, outline.context,
                 outline.actionOpportunity, outline.kept,
             ])
-    }
-
-    /// Outlines of a pair kept in rounds before `round`, in id order (what a round deduplicates against).
-    public func keptOutlines(valueSet: String, value1: String, value2: String, beforeRound round: Int) throws
-        -> [Outline]
-    {
-        try database.read { db in
-            try Row.fetchAll(
-                db,
-                sql: """
-                    SELECT * FROM outline WHERE value_set = ? AND value1 = ? AND value2 = ? AND kept = 1 AND round < ?
-                    ORDER BY round, id
-                    """, arguments: [valueSet, value1, value2, round]
-            ).map { row in
-                Outline(
-                    id: row["id"], valueSet: row["value_set"], value1: row["value1"], value2: row["value2"],
-                    round: row["round"], context: row["context"], actionOpportunity: row["action_opportunity"],
-                    kept: true)
-            }
-        }
     }
 
     /// Kept scenarios imported from released data, in id order.
