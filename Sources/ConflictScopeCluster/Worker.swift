@@ -129,6 +129,9 @@ public final class Worker: Service, Sendable {
                 await records.releaseClaims()
                 throw error
             }
+            // The result first: the aggregator (one consumer, in queue order) then stores this task's
+            // rows and registers its follow-ups before any follow-up's result can arrive.
+            try await broker.publish(ClusterMessage.finished(outcome, records.rows).encoded(), to: names.results)
             try await withThrowingDiscardingTaskGroup { group in
                 for followUp in outcome.followUps {
                     let body = Array(try JSONEncoder().encode(followUp))
@@ -136,7 +139,6 @@ public final class Worker: Service, Sendable {
                     group.addTask { try await self.broker.publish(body, to: queue) }
                 }
             }
-            try await broker.publish(ClusterMessage.finished(outcome, records.rows).encoded(), to: names.results)
             if outcome.state == .done {
                 try await redis.set(
                     names.doneKey(taskID: task.id), "1", ttlSeconds: RedisResponseCache.timeToLiveSeconds)

@@ -24,14 +24,15 @@ extension ResultStore {
         }
     }
 
-    /// Inserts a task as pending. A known task keeps its state, unless `reopen` and it is not done.
+    /// Inserts a task as pending. A known task keeps its state, unless `reopen` and it is not done;
+    /// its body is filled in either way (its outcome may have arrived first, from a redelivery).
     static func register(_ task: PipelineTask, reopen: Bool, in db: Database) throws {
         let body = String(decoding: try JSONEncoder().encode(task), as: UTF8.self)
         try db.execute(
             sql: """
                 INSERT INTO task (id, stage, state, body) VALUES (?, ?, 'pending', ?)
-                ON CONFLICT(id) DO UPDATE SET state = 'pending', body = excluded.body
-                WHERE ? AND task.state != 'done'
+                ON CONFLICT(id) DO UPDATE SET body = excluded.body,
+                    state = CASE WHEN ? AND task.state != 'done' THEN 'pending' ELSE task.state END
                 """,
             arguments: [task.id, task.stage, body, reopen])
     }

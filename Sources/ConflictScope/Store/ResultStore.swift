@@ -191,9 +191,17 @@ public final class ResultStore: Sendable {
         }
         try db.execute(
             sql: """
-                INSERT OR REPLACE INTO scenario (id, outline_id, value_set, value1, value2, description, persona,
+                INSERT INTO scenario (id, outline_id, value_set, value1, value2, description, persona,
                     background, goal, action1, action2, consequence1, consequence2, generating_model, status, checks)
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                ON CONFLICT(id) DO UPDATE SET outline_id = excluded.outline_id, value_set = excluded.value_set,
+                    value1 = excluded.value1, value2 = excluded.value2, description = excluded.description,
+                    persona = excluded.persona, background = excluded.background, goal = excluded.goal,
+                    action1 = excluded.action1, action2 = excluded.action2, consequence1 = excluded.consequence1,
+                    consequence2 = excluded.consequence2, generating_model = excluded.generating_model,
+                    status = excluded.status, checks = excluded.checks
+                -- A filter's verdict is never undone by a replayed (or late) detail row.
+                WHERE excluded.status != 'undecided' OR scenario.status = 'undecided'
                 """,
             arguments: [
                 scenario.id, scenario.outlineID, scenario.valueSet, scenario.value1, scenario.value2,
