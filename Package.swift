@@ -16,6 +16,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.20.0"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.60.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.0.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0"),
     ],
     targets: [
@@ -39,10 +40,18 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
+        // An HTTP server (OpenAI and Anthropic wire formats) in front of the simulated models.
+        .target(
+            name: "ConflictScopeSimServer",
+            dependencies: [
+                "ConflictScope",
+                .product(name: "Hummingbird", package: "hummingbird"),
+            ]
+        ),
         .executableTarget(
             name: "conflictscope",
             dependencies: [
-                "ConflictScope", "ConflictScopeCluster",
+                "ConflictScope", "ConflictScopeCluster", "ConflictScopeSimServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -62,6 +71,15 @@ let package = Package(
             name: "ConflictScopeClusterTests",
             dependencies: [
                 "ConflictScopeCluster", "ConflictScope", .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .testTarget(
+            name: "ConflictScopeSimServerTests",
+            dependencies: [
+                "ConflictScopeSimServer", "ConflictScope",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ]
         ),
     ]

@@ -8,6 +8,7 @@ struct ConflictScopeCommand: AsyncParsableCommand {
         subcommands: [
             RunCommand.self, RankCommand.self, PlanCommand.self, StatusCommand.self, ExportCommand.self,
             ImportCommand.self, CoordinatorCommand.self, WorkerCommand.self, AggregatorCommand.self,
+            SimServerCommand.self,
         ]
     )
 }

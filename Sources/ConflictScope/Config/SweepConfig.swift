@@ -62,6 +62,38 @@ public struct SweepConfig: Sendable {
         public var maxRetries: Int
         /// Simulated providers: how long each answer takes (to rehearse a sweep with calls in flight).
         public var latencyMilliseconds = 0
+        /// Simulated providers behind `sim-server` (`latency_jitter_ms`, default 0): each answer's latency is
+        /// `latencyMilliseconds` plus a uniform offset in ± this, fixed per request and attempt.
+        public var latencyJitterMilliseconds = 0
+        /// Simulated providers behind `sim-server`: the share of attempts answered with each fault.
+        public var faults = SimulatedFaults()
+    }
+
+    /// Faults a `sim-server` injects for one simulated provider; each rate is 0...1 and defaults to 0.
+    public struct SimulatedFaults: Sendable, Equatable {
+        /// `fault_5xx`: answered with a server error (500; 529 on the Anthropic endpoint).
+        public var serverError = 0.0
+        /// `fault_hang`: never answered (until the client gives up and disconnects).
+        public var hang = 0.0
+        /// `fault_malformed`: status 200 with a body that is not valid JSON.
+        public var malformed = 0.0
+        /// `fault_empty`: status 200 with an empty answer.
+        public var empty = 0.0
+        /// `fault_reset`: the connection is closed without a response.
+        public var reset = 0.0
+        /// `max_faults_per_request` (default 2): one request (its content hash and sample index) gets at most
+        /// this many faults, so a client that retries more often than this completes every call. Below
+        /// `max_retries` when any rate is above 0.
+        public var maxPerRequest = 2
+
+        public init() {}
+
+        /// The rates in a fixed order, for drawing one fault.
+        public var rates: [(name: String, rate: Double)] {
+            [("5xx", serverError), ("hang", hang), ("malformed", malformed), ("empty", empty), ("reset", reset)]
+        }
+
+        public var isEnabled: Bool { rates.contains { $0.rate > 0 } }
     }
 
     public struct Model: Sendable, Equatable {
@@ -309,6 +341,21 @@ extension SweepConfig {
         switch kind {
         case .simulated:
             provider.latencyMilliseconds = try fields.int("latency_ms", range: 0...600_000) ?? 0
+            provider.latencyJitterMilliseconds = try fields.int("latency_jitter_ms", range: 0...600_000) ?? 0
+            var faults = SimulatedFaults()
+            faults.serverError = try fields.double("fault_5xx", range: 0...1) ?? 0
+            faults.hang = try fields.double("fault_hang", range: 0...1) ?? 0
+            faults.malformed = try fields.double("fault_malformed", range: 0...1) ?? 0
+            faults.empty = try fields.double("fault_empty", range: 0...1) ?? 0
+            faults.reset = try fields.double("fault_reset", range: 0...1) ?? 0
+            faults.maxPerRequest = try fields.int("max_faults_per_request", range: 0...100) ?? 2
+            if faults.isEnabled && faults.maxPerRequest >= provider.maxRetries {
+                throw fields.error(
+                    "max_faults_per_request",
+                    "\(fields.key("max_faults_per_request")) (\(faults.maxPerRequest)) must be below max_retries "
+                        + "(\(provider.maxRetries)), or a retrying client could fail a call")
+            }
+            provider.faults = faults
         case .openai, .anthropic:
             if provider.baseURL == nil {
                 provider.baseURL = kind == .openai ? "https://api.openai.com/v1" : "https://api.anthropic.com/v1"
