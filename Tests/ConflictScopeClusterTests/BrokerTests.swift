@@ -8,10 +8,7 @@ import Testing
 /// broker, which would turn the others' exactly-once expectations into at-least-once.
 @Suite("Broker connection on real RabbitMQ", .serialized)
 struct BrokerTests {
-    static let url =
-        ProcessInfo.processInfo.environment["CONFLICTSCOPE_AMQP_URL"] ?? "amqp://guest:guest@127.0.0.1:5672/"
-    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .deletingLastPathComponent()
+    static let url = amqpURL
 
     static func connect(_ name: String) throws -> BrokerConnection {
         BrokerConnection(settings: try BrokerSettings(url: url), name: name, logger: Logger(label: "broker-test"))
@@ -188,7 +185,7 @@ struct BrokerTests {
             published += 10
             if published == 50 {
                 Task {
-                    let status = (try? await Self.restartRabbitMQ()) ?? -1
+                    let status = (try? await runScript("servers", ["restart", "rabbitmq"], timeout: 90).0) ?? -1
                     await tally.markRestartFinished()
                     await restart.finish(status)
                 }
@@ -282,28 +279,6 @@ struct BrokerTests {
                 #expect(!error.description.contains("\n"))
             }
         }
-    }
-
-    /// Runs `cluster/servers restart rabbitmq` (at most 90 s); returns its exit status.
-    ///
-    /// Foundation's Process on Linux does not always reap its child here (the script lingers as a zombie and
-    /// `isRunning` stays true), so the exit is also collected with waitpid.
-    static func restartRabbitMQ() async throws -> Int32 {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/bin/bash")
-        process.arguments = [root.appendingPathComponent("cluster/servers").path, "restart", "rabbitmq"]
-        try process.run()
-        let deadline = ContinuousClock.now + .seconds(90)
-        while ContinuousClock.now < deadline {
-            if !process.isRunning { return process.terminationStatus }
-            var status: Int32 = 0
-            if waitpid(process.processIdentifier, &status, WNOHANG) == process.processIdentifier {
-                return status & 0x7f == 0 ? (status >> 8) & 0xff : -1
-            }
-            try await Task.sleep(for: .milliseconds(100))
-        }
-        process.terminate()
-        return -1
     }
 }
 

@@ -8,7 +8,7 @@ import Testing
 /// Serialized: one test restarts Redis, which would disturb the others.
 @Suite(.serialized)
 struct RedisTests {
-    static let url = ProcessInfo.processInfo.environment["CONFLICTSCOPE_REDIS_URL"] ?? "redis://127.0.0.1:6379/0"
+    static let url = redisURL
 
     let namespace = "test-\(UUID().uuidString)"
 
@@ -95,9 +95,7 @@ struct RedisTests {
         try await redis.set(key, "1", ttlSeconds: 60)
         #expect(try await redis.get(key) == "1")
 
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent()
-        let status = try await Self.run(root.appendingPathComponent("cluster/servers").path, ["restart", "redis"])
+        let (status, _) = try await runScript("servers", ["restart", "redis"])
         #expect(status == 0)
 
         // The old connection is dead and the data gone (not persisted); the command reconnects and succeeds.
@@ -105,28 +103,6 @@ struct RedisTests {
         try await redis.set(key, "2", ttlSeconds: 60)
         #expect(try await redis.get(key) == "2")
         try await cleanUp(redis)
-    }
-
-    /// Runs a program to completion on its own thread and returns its exit status. (Foundation's `Process`
-    /// sometimes does not notice the child's exit here for minutes, so this spawns and reaps it directly.)
-    static func run(_ path: String, _ arguments: [String]) async throws -> Int32 {
-        try await withCheckedThrowingContinuation { continuation in
-            let thread = Thread {
-                let argv = ([path] + arguments).map { strdup($0) } + [nil]
-                defer { argv.forEach { free($0) } }
-                var pid = pid_t()
-                let spawned = posix_spawn(&pid, path, nil, nil, argv, environ)
-                guard spawned == 0 else {
-                    continuation.resume(throwing: POSIXError(POSIXErrorCode(rawValue: spawned) ?? .EIO))
-                    return
-                }
-                var status: Int32 = 0
-                while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
-                // WIFEXITED / WEXITSTATUS
-                continuation.resume(returning: status & 0x7f == 0 ? (status >> 8) & 0xff : -1)
-            }
-            thread.start()
-        }
     }
 
     @Test func cancellationStopsRetrying() async throws {
