@@ -79,8 +79,11 @@ extension ResultStore {
 
     /// Every judgment by id (what the aggregator's live rankings start from on a resumed sweep).
     public func judgmentsByID() throws -> [(id: String, judgment: Judgment)] {
-        let ids = try database.read { db in try String.fetchAll(db, sql: "SELECT id FROM judgment ORDER BY id") }
-        return Array(zip(ids, try judgments())).map { (id: $0.0, judgment: $0.1) }
+        try database.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM judgment ORDER BY id").map {
+                (id: $0["id"], judgment: Self.judgment($0))
+            }
+        }
     }
 
     /// Successful responses by request key, in key order, from `after` (exclusive), at most `limit`

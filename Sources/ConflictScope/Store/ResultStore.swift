@@ -249,16 +249,16 @@ public final class ResultStore: Sendable {
     /// Every judgment, in id order.
     public func judgments() throws -> [Judgment] {
         try database.read { db in
-            try Row.fetchAll(db, sql: "SELECT * FROM judgment ORDER BY id").map { row in
-                Judgment(
-                    model: row["model"], valueSet: row["value_set"],
-                    format: EvaluationFormat(rawValue: row["format"]) ?? .mcq, condition: row["condition"],
-                    scenarioID: row["scenario_id"], value1: row["value1"], value2: row["value2"],
-                    choice: Choice(rawValue: row["choice"]) ?? .missing, likertA: row["likert_a"],
-                    likertB: row["likert_b"],
-                    targetRanking: (row["target_ranking"] as String?).map { $0.split(separator: ",").map(String.init) })
-            }
+            try Row.fetchAll(db, sql: "SELECT * FROM judgment ORDER BY id").map(Self.judgment)
         }
+    }
+
+    static func judgment(_ row: Row) -> Judgment {
+        Judgment(
+            model: row["model"], valueSet: row["value_set"], format: EvaluationFormat(rawValue: row["format"]) ?? .mcq,
+            condition: row["condition"], scenarioID: row["scenario_id"], value1: row["value1"], value2: row["value2"],
+            choice: Choice(rawValue: row["choice"]) ?? .missing, likertA: row["likert_a"], likertB: row["likert_b"],
+            targetRanking: (row["target_ranking"] as String?).map { $0.split(separator: ",").map(String.init) })
     }
 
     public struct ScenarioCounts: Sendable, Equatable {
