@@ -70,6 +70,7 @@ public final class Aggregator: Service, Sendable {
             case .finished(let outcome, let batch):
                 try store.apply(batch, outcome: outcome)
                 await live.add(batch.judgments)
+                SweepMetrics.resultStored(stage: PipelineTask.stage(ofID: outcome.taskID))
             }
             await broker.ack(delivery)
         } catch {
@@ -114,7 +115,9 @@ actor LiveState {
     func refitIfChanged() -> JSONValue? {
         guard changed else { return nil }
         changed = false
+        let started = ContinuousClock.now
         let (groups, comparisons) = rankings.refit()
+        SweepMetrics.refit(seconds: (ContinuousClock.now - started).inSeconds)
         return .object([
             ("judgments", .int(rankings.judgmentCount)), ("comparisons", .int(comparisons)),
             ("refits", .int(rankings.refits)), ("updated_at", .string(ISO8601DateFormatter().string(from: Date()))),

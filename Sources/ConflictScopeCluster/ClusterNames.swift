@@ -18,6 +18,16 @@ public struct ClusterNames: Sendable {
         taskQueue(stage: task.stage, model: task.firstModel(config))
     }
 
+    /// The stage and model a task queue's name carries (labels for metrics and logs), or nil for
+    /// a queue that is not one of this sweep's task queues.
+    public func stageAndModel(ofQueue queue: String) -> (stage: String, model: String)? {
+        let prefix = "cs.\(sweepID)."
+        guard queue.hasPrefix(prefix) else { return nil }
+        let rest = queue.dropFirst(prefix.count)
+        guard let dot = rest.firstIndex(of: ".") else { return nil }
+        return (String(rest[..<dot]), String(rest[rest.index(after: dot)...]))
+    }
+
     /// Failed tasks wait here for their per-message TTL, then dead-letter back to `queue`.
     public func retryQueue(of queue: String) -> String { "\(queue).retry" }
 

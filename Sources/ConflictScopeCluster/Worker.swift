@@ -100,20 +100,26 @@ public final class Worker: Service, Sendable {
     /// Handles one delivery to the end: ack after its results are confirmed, retry later, or
     /// dead-letter.
     func process(_ delivery: Delivery) async {
+        let (stage, model) = names.stageAndModel(ofQueue: delivery.queue) ?? ("unknown", "unknown")
+        var logger = logger
+        logger[metadataKey: "stage"] = "\(stage)"
+        logger[metadataKey: "model"] = "\(model)"
+        SweepMetrics.task(.consumed, stage: stage, model: model)
         let task: PipelineTask
         do {
             task = try JSONDecoder().decode(PipelineTask.self, from: Data(delivery.body))
         } catch {
             logger.error("undecodable task dead-lettered", metadata: ["broker.queue": "\(delivery.queue)"])
             await broker.reject(delivery, requeue: false)
+            SweepMetrics.task(.deadLettered, stage: stage, model: model)
             return
         }
-        var logger = logger
         logger[metadataKey: "task"] = "\(task.id)"
         if delivery.redelivered { logger.info("task redelivered") }
         do {
             if try await redis.get(names.doneKey(taskID: task.id)) != nil {
                 await broker.ack(delivery)
+                SweepMetrics.task(.acked, stage: stage, model: model)
                 return
             }
             let records = TaskRecords(
@@ -144,16 +150,19 @@ public final class Worker: Service, Sendable {
                     names.doneKey(taskID: task.id), "1", ttlSeconds: RedisResponseCache.timeToLiveSeconds)
             }
             await broker.ack(delivery)
+            SweepMetrics.task(.acked, stage: stage, model: model)
         } catch is CancellationError {
             // Shutting down: the broker redelivers the unacknowledged task.
         } catch {
-            await retryOrDeadLetter(delivery, task: task, error: error, logger: logger)
+            await retryOrDeadLetter(delivery, task: task, error: error, stage: stage, model: model, logger: logger)
         }
     }
 
     /// Publishes the task to its retry queue (it comes back after a delay), or after `maxAttempts`
     /// reports it dead and dead-letters it.
-    private func retryOrDeadLetter(_ delivery: Delivery, task: PipelineTask, error: any Error, logger: Logger) async {
+    private func retryOrDeadLetter(
+        _ delivery: Delivery, task: PipelineTask, error: any Error, stage: String, model: String, logger: Logger
+    ) async {
         let attempt = (Int(delivery.headers["x-attempt"] ?? "") ?? 1) + 1
         do {
             if attempt <= options.maxAttempts {
@@ -163,11 +172,13 @@ public final class Worker: Service, Sendable {
                     delivery.body, to: names.retryQueue(of: delivery.queue), headers: ["x-attempt": "\(attempt)"],
                     expirationMilliseconds: delay)
                 await broker.ack(delivery)
+                SweepMetrics.task(.retried, stage: stage, model: model)
             } else {
                 logger.error("task failed too often; dead-lettered", metadata: ["error": "\(error)"])
                 let outcome = TaskOutcome(taskID: task.id, state: .dead, followUps: [])
                 try await broker.publish(ClusterMessage.finished(outcome, ResultBatch()).encoded(), to: names.results)
                 await broker.reject(delivery, requeue: false)
+                SweepMetrics.task(.deadLettered, stage: stage, model: model)
             }
         } catch {
             // The broker is unreachable too: leave the task unacknowledged for redelivery.

@@ -1,3 +1,4 @@
+import ConflictScope
 import Foundation
 
 /// Each model's requests and tokens per minute, enforced in process with the same GCRA semantics as
@@ -47,7 +48,7 @@ actor SimRateLimiter {
         -> Decision
     {
         let elapsed = (now ?? ContinuousClock.now) - origin
-        let time = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
+        let time = elapsed.inSeconds
         let charges: [(String, Int, Int?)] = [
             ("requests", 1, limits.requests), ("tokens", inputTokens + outputTokens, limits.tokens),
             ("input-tokens", inputTokens, limits.inputTokens), ("output-tokens", outputTokens, limits.outputTokens),

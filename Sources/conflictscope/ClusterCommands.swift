@@ -11,10 +11,38 @@ struct ClusterOptions: ParsableArguments {
     @Option(name: .long, help: "The sweep's config file (every role reads the same one).")
     var config = "config.toml"
 
+    @Option(
+        name: .long,
+        help: "Serve /metrics, /healthz and /readyz on this port (default: CONFLICTSCOPE_METRICS_PORT; unset: none).")
+    var metricsPort: Int?
+
+    @Option(name: .long, help: "Address of the metrics port.")
+    var metricsHost = "0.0.0.0"
+
+    func validate() throws {
+        _ = try resolvedMetricsPort()
+    }
+
+    /// --metrics-port, else CONFLICTSCOPE_METRICS_PORT, else nil (no endpoints).
+    func resolvedMetricsPort() throws -> Int? {
+        let given = ProcessInfo.processInfo.environment["CONFLICTSCOPE_METRICS_PORT"]
+        guard let port = metricsPort ?? given.flatMap({ Int($0) }) else {
+            if let given, metricsPort == nil {
+                throw ValidationError("CONFLICTSCOPE_METRICS_PORT must be a port number, got '\(given)'")
+            }
+            return nil
+        }
+        guard (0...65535).contains(port) else {
+            throw ValidationError("the metrics port must be 0...65535, got \(port)")
+        }
+        return port
+    }
+
     static let environmentHelp = """
         Servers come from the environment: CONFLICTSCOPE_AMQP_URL (default \(ClusterEnvironment.defaultAMQP)) and \
         CONFLICTSCOPE_REDIS_URL (default \(ClusterEnvironment.defaultRedis)). Provider API keys come from the \
-        variables the config names. Logs go to stderr (level: CONFLICTSCOPE_LOG_LEVEL, default info).
+        variables the config names. Logs go to stderr (level: CONFLICTSCOPE_LOG_LEVEL, default info; \
+        CONFLICTSCOPE_LOG_FORMAT=json writes one JSON object per line).
         """
 }
 
@@ -23,13 +51,15 @@ enum ClusterEnvironment {
     static let defaultAMQP = "amqp://guest:guest@127.0.0.1:5672/"
     static let defaultRedis = "redis://127.0.0.1:6379/0"
 
-    /// A logger to stderr at CONFLICTSCOPE_LOG_LEVEL (default `level`).
+    /// A logger to stderr at CONFLICTSCOPE_LOG_LEVEL (default `level`), as text or, with
+    /// CONFLICTSCOPE_LOG_FORMAT=json, as JSON lines.
     static func logger(_ role: String, level defaultLevel: Logger.Level = .info) -> Logger {
-        let level =
-            ProcessInfo.processInfo.environment["CONFLICTSCOPE_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:))
-            ?? defaultLevel
+        let environment = ProcessInfo.processInfo.environment
+        let level = environment["CONFLICTSCOPE_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? defaultLevel
+        let json = environment["CONFLICTSCOPE_LOG_FORMAT"] == "json"
         LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
+            var handler: any LogHandler =
+                json ? JSONLogHandler(label: label) : StreamLogHandler.standardError(label: label)
             handler.logLevel = level
             return handler
         }
@@ -70,13 +100,52 @@ enum ClusterEnvironment {
         }
     }
 
-    /// Runs a long-lived role until it finishes or SIGTERM / SIGINT drains it.
-    static func runService(_ service: some Service, logger: Logger) async throws {
+    /// Runs a role's `body` until it finishes or SIGTERM / SIGINT shuts it down gracefully (a worker
+    /// drains), beside /metrics, /healthz and /readyz on the metrics port when one is set; readiness
+    /// means reaching both servers. Returns nil when shut down before `body` finished.
+    static func run<Result: Sendable>(
+        _ options: ClusterOptions, broker: BrokerConnection, redis: RedisClient, logger: Logger,
+        _ body: @escaping @Sendable () async throws -> Result
+    ) async throws -> Result? {
+        let role = RoleService(body)
+        // Shutdown goes in reverse order: the role first, then the endpoints it reports through.
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
+        if let port = try options.resolvedMetricsPort() {
+            services.append(
+                .init(
+                    service: ObservabilityServer(
+                        host: options.metricsHost, port: port, registry: ObservabilityServer.bootstrapMetrics(),
+                        logger: logger
+                    ) {
+                        await ObservabilityServer.reachesServers(broker: broker, redis: redis)
+                    }))
+        }
+        services.append(.init(service: role, successTerminationBehavior: .gracefullyShutdownGroup))
         let group = ServiceGroup(
-            configuration: .init(
-                services: [.init(service: service, successTerminationBehavior: .gracefullyShutdownGroup)],
-                gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+            configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
+        return role.result
+    }
+}
+
+/// A role's work as a service; it keeps the result for the command.
+private final class RoleService<Result: Sendable>: Service, @unchecked Sendable {
+    private let body: @Sendable () async throws -> Result
+    // Guarded by `lock`.
+    private let lock = NSLock()
+    private var finished: Result?
+
+    init(_ body: @escaping @Sendable () async throws -> Result) { self.body = body }
+
+    var result: Result? { lock.withLock { finished } }
+
+    func run() async throws {
+        do {
+            let value = try await body()
+            lock.withLock { finished = value }
+        } catch is CancellationError where Task.isShuttingDownGracefully {
+            // Shut down while waiting (for the coordinator, say): a normal exit.
+        }
     }
 }
 
@@ -111,8 +180,10 @@ struct CoordinatorCommand: AsyncParsableCommand {
         }
         let started = ContinuousClock.now
         let throttle = ProgressThrottle(every: .seconds(5))
-        let summary = try await Coordinator(config: sweep, store: store, broker: broker, redis: redis, logger: logger)
-            .run { counts in
+        let coordinator = Coordinator(config: sweep, store: store, broker: broker, redis: redis, logger: logger)
+        let finished = try await ClusterEnvironment.run(cluster, broker: broker, redis: redis, logger: logger) {
+            try await coordinator.run { counts in
+                SweepMetrics.tasks(counts)
                 guard throttle.due() else { return }
                 let elapsed = Int((ContinuousClock.now - started).components.seconds)
                 let stages = counts.keys.sorted().map { stage in
@@ -122,7 +193,9 @@ struct CoordinatorCommand: AsyncParsableCommand {
                 FileHandle.standardError.write(
                     Data("[\(elapsed)s] tasks done: \(stages.joined(separator: ", "))\n".utf8))
             }
+        }
         await broker.close()
+        guard let summary = finished else { throw CommandFailure("stopped before the sweep finished") }
         if json {
             print(summary.json.serialized())
         } else {
@@ -166,15 +239,21 @@ struct WorkerCommand: AsyncParsableCommand {
         let logger = ClusterEnvironment.logger("worker")
         let (broker, redis) = try ClusterEnvironment.connect(role: "worker", logger: logger)
         defer { redis.shutdown() }
-        let sweepID = try await ClusterEnvironment.sweepID(sweep, config: config, redis: redis, logger: logger)
         var options = Worker.Options()
         options.prefetch = prefetch
         options.drainSeconds = drainSeconds
-        let worker = Worker(
-            config: config, sweepID: sweepID, broker: broker, redis: redis,
-            providers: EmbeddedSweep.providers(for: config, environment: ProcessInfo.processInfo.environment),
-            options: options, logger: logger)
-        try await ClusterEnvironment.runService(worker, logger: logger)
+        let providers = EmbeddedSweep.providers(for: config, environment: ProcessInfo.processInfo.environment)
+        // The endpoints answer while the worker waits for the coordinator, so liveness holds.
+        _ = try await ClusterEnvironment.run(cluster, broker: broker, redis: redis, logger: logger) {
+            [sweep, options] in
+            let sweepID = try await cancelWhenGracefulShutdown {
+                try await ClusterEnvironment.sweepID(sweep, config: config, redis: redis, logger: logger)
+            }
+            let worker = Worker(
+                config: config, sweepID: sweepID, broker: broker, redis: redis, providers: providers,
+                options: options, logger: logger)
+            try await worker.run()
+        }
     }
 }
 
@@ -200,17 +279,22 @@ struct AggregatorCommand: AsyncParsableCommand {
         let logger = ClusterEnvironment.logger("aggregator")
         let (broker, redis) = try ClusterEnvironment.connect(role: "aggregator", logger: logger)
         defer { redis.shutdown() }
-        let sweepID = try await ClusterEnvironment.sweepID(nil, config: config, redis: redis, logger: logger)
-        let aggregator: Aggregator
-        do {
-            let store = try ResultStore(path: config.storePath)
-            aggregator = try Aggregator(
-                config: config, store: store, sweepID: sweepID, broker: broker, redis: redis,
-                refitInterval: refitSeconds, logger: logger)
-        } catch {
-            throw CommandFailure("cannot open the store \(config.storePath): \(error)")
+        _ = try await ClusterEnvironment.run(cluster, broker: broker, redis: redis, logger: logger) {
+            [refitSeconds] in
+            let sweepID = try await cancelWhenGracefulShutdown {
+                try await ClusterEnvironment.sweepID(nil, config: config, redis: redis, logger: logger)
+            }
+            let aggregator: Aggregator
+            do {
+                let store = try ResultStore(path: config.storePath)
+                aggregator = try Aggregator(
+                    config: config, store: store, sweepID: sweepID, broker: broker, redis: redis,
+                    refitInterval: refitSeconds, logger: logger)
+            } catch {
+                throw CommandFailure("cannot open the store \(config.storePath): \(error)")
+            }
+            try await aggregator.run()
         }
-        try await ClusterEnvironment.runService(aggregator, logger: logger)
     }
 }
 

@@ -61,7 +61,7 @@ struct RankCommand: ParsableCommand {
         let fitted = clock.now
         if ProcessInfo.processInfo.environment["CONFLICTSCOPE_TIMING"] == "1" {
             func seconds(_ d: Duration) -> String {
-                String(format: "%.4f", Double(d.components.attoseconds) / 1e18 + Double(d.components.seconds))
+                String(format: "%.4f", d.inSeconds)
             }
             FileHandle.standardError.write(
                 Data("timing: parse_s=\(seconds(parsed - started)) fit_s=\(seconds(fitted - parsed))\n".utf8))

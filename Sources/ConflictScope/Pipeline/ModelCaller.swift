@@ -93,7 +93,10 @@ public final class ModelCaller: Sendable {
         let (text, shared) = try await inFlight.result(for: call.key) {
             try await self.performOnce(call, records: records, attempt: attempt)
         }
-        if shared { await counters.add(cached: 1) }
+        if shared {
+            await counters.add(cached: 1)
+            SweepMetrics.cachedCall(model: call.model.name)
+        }
         return text
     }
 
@@ -104,6 +107,7 @@ public final class ModelCaller: Sendable {
         let model = call.model
         if let cached = try await records.successfulResponse(key: call.key) {
             await counters.add(cached: 1)
+            SweepMetrics.cachedCall(model: model.name)
             return cached
         }
         // Reserve the most this call can cost, so calls in flight together cannot overshoot the budget.
@@ -132,7 +136,9 @@ public final class ModelCaller: Sendable {
         while attempts <= call.settings.maxRetries {
             attempts += 1
             let estimate = TokenUsage(input: call.estimatedInputTokens, output: call.maxOutputTokens)
+            let waitStarted = clock.now
             try await limiter.acquire(model: model.name, estimate: estimate)
+            SweepMetrics.rateLimitWait(model: model.name, seconds: (clock.now - waitStarted).inSeconds)
             let response: ChatResponse
             do {
                 response = try await attempt()
@@ -143,8 +149,9 @@ public final class ModelCaller: Sendable {
                 // A cancelled call (a worker shutting down) is not a provider failure: record nothing.
                 try Task.checkCancellation()
                 lastError = error
-                if error.kind == .rateLimited, let seconds = error.retryAfter {
-                    try await limiter.pause(model: model.name, seconds: seconds)
+                if error.kind == .rateLimited {
+                    SweepMetrics.rateLimited(model: model.name)
+                    if let seconds = error.retryAfter { try await limiter.pause(model: model.name, seconds: seconds) }
                 }
                 guard error.isRetryable, attempts <= call.settings.maxRetries else { break }
                 try await Task.sleep(
@@ -159,11 +166,16 @@ public final class ModelCaller: Sendable {
                     + Double(response.outputTokens) * model.outputUSDPerMillionTokens) / 1e6
             try await record(status: "ok", response: response, error: nil, cost: cost, attempts: attempts)
             await counters.add(made: 1)
+            SweepMetrics.call(model: model.name, status: "ok", seconds: (clock.now - started).inSeconds)
+            SweepMetrics.usage(
+                model: model.name, inputTokens: response.inputTokens, outputTokens: response.outputTokens,
+                costUSD: cost)
             try await budget?.settle(reserved: worstCase, actual: cost)
             return response.text
         }
         try await record(status: "failed", response: nil, error: lastError, cost: 0, attempts: attempts)
         await counters.add(failed: 1)
+        SweepMetrics.call(model: model.name, status: "failed", seconds: (clock.now - started).inSeconds)
         try await budget?.settle(reserved: worstCase, actual: 0)
         return nil
     }

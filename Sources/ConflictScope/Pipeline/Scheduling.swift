@@ -27,7 +27,9 @@ public enum PipelineTask: Sendable, Equatable, Codable {
     }
 
     /// The stage, as the first part of the id.
-    public var stage: String { String(id.prefix { $0 != "/" }) }
+    public var stage: String { Self.stage(ofID: id) }
+
+    public static func stage(ofID id: String) -> String { String(id.prefix { $0 != "/" }) }
 
     /// The model whose calls the task waits on first (its queue in the cluster is per stage and model).
     public func firstModel(_ config: SweepConfig) -> String {

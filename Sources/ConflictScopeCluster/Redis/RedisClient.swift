@@ -59,6 +59,15 @@ public final class RedisClient: @unchecked Sendable {
         }
     }
 
+    /// Whether the server answers a PING now: one attempt, no reconnect retries (readiness probes).
+    public func answersNow() async -> Bool {
+        let attempt = await withCheckedContinuation { continuation in
+            connection.submit(["PING"]) { continuation.resume(returning: $0) }
+        }
+        if case .reply = attempt { return true }
+        return false
+    }
+
     /// Runs `script` with EVALSHA, loading it first if the server does not have it (NOSCRIPT, e.g. after a
     /// restart).
     public func evaluate(_ script: RedisScript, keys: [String], arguments: [String]) async throws -> RedisReply {
