@@ -1,6 +1,7 @@
 import ConflictScope
 import ConflictScopeCluster
 import Foundation
+import Logging
 import Testing
 
 /// The repository root (for cluster/ scripts, config.toml and the built binary).
@@ -157,7 +158,21 @@ final class LocalCluster: @unchecked Sendable {
         for child in running { child.signal(SIGTERM) }
         var statuses: [Int32?] = []
         for child in running { statuses.append(try? await child.finish(timeout: 30).status) }
+        await deleteQueues()
         return statuses
+    }
+
+    /// Deletes the sweep's queues: durable queues left by every test would make each later broker
+    /// restart slower (RabbitMQ recovers them all at boot).
+    private func deleteQueues() async {
+        let redis = try? RedisClient(url: redisURL)
+        defer { redis?.shutdown() }
+        guard let settings = try? BrokerSettings(url: amqpURL),
+            let sweepID = try? await redis?.get(ClusterNames.sweepKey(configName: config.name))
+        else { return }
+        let broker = BrokerConnection(settings: settings, name: "test-cleanup", logger: Logger(label: "test"))
+        for spec in ClusterNames(sweepID: sweepID).queueSpecs(config) { try? await broker.deleteQueue(spec.name) }
+        await broker.close()
     }
 
     /// Tasks done so far, from the store's task table.
