@@ -15,14 +15,17 @@ RUN apt-get update \
 WORKDIR /src
 COPY Package.swift ./
 COPY Sources ./Sources
+# Not built, but the manifest declares the test targets and SwiftPM wants their folders.
 COPY Tests ./Tests
 # --static-swift-stdlib links the Swift runtime and Foundation into the binary, so the runtime
 # stage needs no Swift libraries. The resource bundle (prompt templates, value sets) must sit
-# next to the binary: Bundle.module looks for it in the executable's directory.
+# next to the binary: Bundle.module looks for it in the executable's directory. Stripping the
+# debug info (not the symbols, which backtraces use) takes the binary from ~170 MB to ~110 MB.
 RUN swift build -c release --product conflictscope --static-swift-stdlib \
     && bin="$(swift build -c release --show-bin-path)" \
     && mkdir -p /out \
     && cp "$bin/conflictscope" /out/ \
+    && strip --strip-debug /out/conflictscope \
     && cp -R "$bin/conflictscope_ConflictScope.resources" /out/
 
 # Runtime stage: Debian 12 with only the shared libraries the binary links (ldd) and CA
