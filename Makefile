@@ -16,10 +16,12 @@ run: build
 lint:
 	$(SWIFT) format lint --strict --recursive Sources Tests Package.swift
 
+# Checks the deployment files (scripts/validate-deploy: Dockerfile, k8s/; tools from PyPI) first.
 # Starts RabbitMQ and Redis on loopback when they are not running. The cluster tests run one at a
 # time (some restart the servers), and so do the sim-server's, whose rate-limit checks need requests
 # that are not slowed by other suites running beside them.
 test: deps lint
+	scripts/validate-deploy
 	$(SWIFT) build --build-tests
 	cluster/servers start
 	$(SWIFT) test --skip ConflictScopeClusterTests --skip ConflictScopeSimServerTests
