@@ -39,7 +39,7 @@ public final class Aggregator: Service, Sendable {
         try await broker.declare(names.queueSpecs(config))
         let deliveries = try await broker.consume(names.results, prefetch: 256)
         logger.info("aggregator consuming", metadata: ["broker.queue": "\(names.results)"])
-        try await withGracefulShutdownHandler {
+        await withGracefulShutdownHandler {
             await withDiscardingTaskGroup { group in
                 group.addTask { await self.refitLoop() }
                 for await delivery in deliveries { await self.store(delivery) }

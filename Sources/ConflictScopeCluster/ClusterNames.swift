@@ -61,8 +61,13 @@ public struct ClusterNames: Sendable {
         return specs
     }
 
-    /// Set once a task's result is published, so a redelivered copy is acknowledged without work.
-    public func doneKey(taskID: String) -> String { "cs:\(sweepID):done:\(taskID)" }
+    /// The current coordinator run's id. `done` markers belong to one run, so a rerun (after the
+    /// broker lost results that were never stored, say) does every task it needs again.
+    public var runKey: String { "cs:\(sweepID):run" }
+
+    /// Set once a task's result is published in coordinator run `run`, so a redelivered copy is
+    /// acknowledged without work.
+    public func doneKey(taskID: String, run: String) -> String { "cs:\(sweepID):done:\(run):\(taskID)" }
 
     /// The aggregator's live rankings (JSON), for `status`.
     public var liveKey: String { "cs:\(sweepID):live" }

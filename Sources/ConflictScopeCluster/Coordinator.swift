@@ -54,6 +54,9 @@ public struct Coordinator: Sendable {
         // Registered (confirmed on the results queue) before any of them can finish; completion is
         // judged only once the aggregator has stored this run's registration.
         let registration = UUID().uuidString
+        // Markers of earlier runs no longer count: a task is published again only because the store
+        // lacks its result, which may have been lost with the broker's data after a worker finished it.
+        try await redis.set(names.runKey, registration, ttlSeconds: nil)
         try await broker.publish(ClusterMessage.register(id: registration, tasks: tasks).encoded(), to: names.results)
         if !tasks.isEmpty {
             try await withThrowingDiscardingTaskGroup { group in
@@ -70,7 +73,7 @@ public struct Coordinator: Sendable {
             let registered = try store.hasRegistration(registration)
             let counts = try store.taskCounts()
             progress?(counts)
-            try await restoreAfterRedisLoss(names)
+            try await restoreAfterRedisLoss(names, run: registration)
             let pending = counts.values.reduce(0) { $0 + ($1[.pending] ?? 0) }
             if registered && pending == 0 { break }
             try await Task.sleep(for: .seconds(pollInterval))
@@ -86,13 +89,14 @@ public struct Coordinator: Sendable {
             budgetReached: counts.values.contains { ($0[.stopped] ?? 0) > 0 })
     }
 
-    /// A restarted Redis has lost the sweep id (for workers that start later) and the budget; both
-    /// are set again from the store.
-    func restoreAfterRedisLoss(_ names: ClusterNames) async throws {
+    /// A restarted Redis has lost the sweep id (for workers that start later), the run id and the
+    /// budget; they are set again from the coordinator and the store.
+    func restoreAfterRedisLoss(_ names: ClusterNames, run: String) async throws {
         let key = ClusterNames.sweepKey(configName: config.name)
         guard try await redis.get(key) == nil else { return }
         logger.warning("redis lost the sweep; restoring it from the store")
         try await redis.set(key, names.sweepID, ttlSeconds: nil)
+        try await redis.set(names.runKey, run, ttlSeconds: nil)
         if let limit = config.maxCostUSD {
             let budget = RedisBudget(redis: redis, namespace: names.sweepID, limitUSD: limit)
             try await budget.start(spentUSD: try store.spentUSD())

@@ -117,7 +117,9 @@ public final class Worker: Service, Sendable {
         logger[metadataKey: "task"] = "\(task.id)"
         if delivery.redelivered { logger.info("task redelivered") }
         do {
-            if try await redis.get(names.doneKey(taskID: task.id)) != nil {
+            // Without a run id (Redis lost it; the coordinator restores it) markers are neither read nor set.
+            let run = try await redis.get(names.runKey)
+            if let run, try await redis.get(names.doneKey(taskID: task.id, run: run)) != nil {
                 await broker.ack(delivery)
                 SweepMetrics.task(.acked, stage: stage, model: model)
                 return
@@ -145,9 +147,9 @@ public final class Worker: Service, Sendable {
                     group.addTask { try await self.broker.publish(body, to: queue) }
                 }
             }
-            if outcome.state == .done {
+            if outcome.state == .done, let run {
                 try await redis.set(
-                    names.doneKey(taskID: task.id), "1", ttlSeconds: RedisResponseCache.timeToLiveSeconds)
+                    names.doneKey(taskID: task.id, run: run), "1", ttlSeconds: RedisResponseCache.timeToLiveSeconds)
             }
             await broker.ack(delivery)
             SweepMetrics.task(.acked, stage: stage, model: model)

@@ -101,6 +101,49 @@ struct ClusterSweepTests {
         try expectCompleteAndCountedOnce(config)
         try await expectSameRankingsAsEmbedded(config, clusterSummary: summary)
     }
+
+    /// The broker loses its data after a worker finished tasks whose results the aggregator never
+    /// stored: a coordinator rerun republishes them, and they run again despite their `done` markers.
+    @Test func aSweepWhoseResultsWereLostWithTheBrokerFinishesWhenTheCoordinatorReruns() async throws {
+        let (path, config) = try smallSlowConfig("brokerloss", latencyMilliseconds: 20)
+        let cluster = LocalCluster(configPath: path, config: config)
+        defer { cluster.kill() }
+        try cluster.startWorker()
+        let first = try cluster.startCoordinator()
+        defer { if first.isRunning { first.signal(SIGKILL) } }
+        // No aggregator yet: results (and the coordinator's registration) wait in the results queue.
+        let redis = try RedisClient(url: redisURL)
+        defer { redis.shutdown() }
+        let broker = BrokerConnection(
+            settings: try BrokerSettings(url: amqpURL), name: "test-brokerloss", logger: Logger(label: "test"))
+        defer { Task { await broker.close() } }
+        var names: ClusterNames?
+        let deadline = ContinuousClock.now + .seconds(120)
+        while ContinuousClock.now < deadline {
+            if let id = try await redis.get(ClusterNames.sweepKey(configName: config.name)) {
+                names = ClusterNames(sweepID: id)
+            }
+            if let names, (try await broker.queueState(names.results)?.messages ?? 0) >= 10 { break }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        let sweep = try #require(names)
+        #expect(try await broker.queueState(sweep.results)?.messages ?? 0 >= 10)
+
+        // The broker's data is lost with everything running on it.
+        first.signal(SIGKILL)
+        cluster.kill()
+        for spec in sweep.queueSpecs(config) { try await broker.deleteQueue(spec.name) }
+
+        try cluster.startAggregator()
+        try cluster.startWorker()
+        let rerun = try cluster.startCoordinator()
+        defer { if rerun.isRunning { rerun.signal(SIGKILL) } }
+        let (status, summary) = try await rerun.finish(timeout: 300)
+        #expect(status == 0, "coordinator failed: \(cluster.logTails())")
+        await cluster.stop()
+        try expectCompleteAndCountedOnce(config)
+        try await expectSameRankingsAsEmbedded(config, clusterSummary: summary)
+    }
 }
 
 extension ClusterSweepTests {
