@@ -108,6 +108,13 @@ public final class Worker: Service, Sendable {
             await broker.reject(delivery, requeue: false)
             return
         }
+        if let problem = task.problem(in: config) {
+            logger.error(
+                "task not of this sweep dead-lettered",
+                metadata: ["broker.queue": "\(delivery.queue)", "task.problem": "\(problem)"])
+            await broker.reject(delivery, requeue: false)
+            return
+        }
         var logger = logger
         logger[metadataKey: "task"] = "\(task.id)"
         if delivery.redelivered { logger.info("task redelivered") }
