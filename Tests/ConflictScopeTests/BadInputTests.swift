@@ -997,3 +997,79 @@ struct BadProviderResponseTests {
         try await bench.stop()
     }
 }
+
+// MARK: - Judgments files (`conflictscope rank --judgments`)
+
+@Suite("Bad inputs: judgments files")
+struct BadJudgmentsFileTests {
+    static var validLines: [String] {
+        var lines: [String] = []
+        let values = ["honesty", "harmlessness", "helpfulness"]
+        for index in 0..<18 {
+            let first = values[index % 3]
+            let second = values[(index + 1) % 3]
+            lines.append(
+                judgmentLine(
+                    format: index % 2 == 0 ? "mcq" : "open", scenario: "s\(index)", value1: first, value2: second,
+                    choice: index % 4 == 0 ? "B" : "A", extra: index % 3 == 0 ? #","likert_a":6,"likert_b":2"# : ""))
+        }
+        return lines
+    }
+
+    /// Reads `bytes` as a judgments file: nil when it reads, else the error, which must be one line
+    /// starting with the path.
+    func read(_ bytes: [UInt8], _ label: String, folder: URL, sourceLocation: SourceLocation = #_sourceLocation)
+        throws -> String?
+    {
+        let path = folder.appendingPathComponent("judgments.jsonl").path
+        try Data(bytes).write(to: URL(fileURLWithPath: path))
+        do {
+            _ = try JudgmentReader.read(path: path)
+            return nil
+        } catch {
+            let text = "\(error)"
+            expectOneLine(text, label, sourceLocation: sourceLocation)
+            #expect(text.hasPrefix(path), "\(label): \(text)", sourceLocation: sourceLocation)
+            return text
+        }
+    }
+
+    /// Few cases: in a debug build each read costs about a second (`LineReader` fills a 4 MiB buffer
+    /// element by element).
+    @Test func badLinesGiveOneLineErrorsAndRandomEditsNeverCrash() throws {
+        let folder = try temporaryDirectory("judgments-fuzz")
+        let valid = Array((Self.validLines.joined(separator: "\n") + "\n").utf8)
+        #expect(try read(valid, "valid", folder: folder) == nil)
+        let line = Self.validLines[0]
+        let bad: [String] = [
+            "{", "[]", line.replacingOccurrences(of: "\"choice\":\"B\"", with: "\"choice\":\"\\uD800\""),
+            line.replacingOccurrences(of: "\"choice\":\"B\"", with: "\"choice\":\"\\u00\""),
+            line.replacingOccurrences(of: "\"choice\":\"B\"", with: "\"choice\":5"),
+            line.replacingOccurrences(of: "\"likert_a\":6", with: "\"likert_a\":99999999999999999999999"),
+            String(repeating: "{\"a\":", count: 50_000), "{\"model\":\"" + String(repeating: "\\", count: 1001) + "\"}",
+        ]
+        #expect(bad.allSatisfy { $0 != line })
+        var failures = 0
+        for (index, text) in bad.enumerated() {
+            let lines = Self.validLines + [text] + Self.validLines.suffix(1)
+            if try read(Array(lines.joined(separator: "\n").utf8), "bad line \(index)", folder: folder) != nil {
+                failures += 1
+            }
+        }
+        #expect(failures >= bad.count - 1, "most of these lines are wrong: \(failures) of \(bad.count)")
+        for (label, bytes) in [
+            ("bad UTF-8", valid.prefix(50) + [0xFF, 0xC3] + valid.dropFirst(50)),
+            ("NUL", valid.prefix(20) + [0] + valid.dropFirst(20)),
+        ] {
+            #expect(try read(Array(bytes), label, folder: folder) != nil, "\(label) was read")
+        }
+        var mutator = Mutator(seed: 20_251_129, key: "judgments")
+        var rejected = 0
+        for round in 0..<2 {
+            var bytes = valid
+            for _ in 0...mutator.below(3) { bytes = mutator.mutate(bytes) }
+            if try read(bytes, "random \(round)", folder: folder) != nil { rejected += 1 }
+        }
+        #expect(rejected >= 1, "the edits should break a file: \(rejected)")
+    }
+}
