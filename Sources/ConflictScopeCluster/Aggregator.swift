@@ -63,6 +63,13 @@ public final class Aggregator: Service, Sendable {
             await broker.reject(delivery, requeue: false)
             return
         }
+        if let problem = message.problem(in: config) {
+            logger.error(
+                "result not of this sweep dead-lettered",
+                metadata: ["broker.queue": "\(delivery.queue)", "result.problem": "\(problem)"])
+            await broker.reject(delivery, requeue: false)
+            return
+        }
         do {
             switch message {
             case .register(let id, let tasks):

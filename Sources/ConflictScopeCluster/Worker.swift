@@ -114,6 +114,14 @@ public final class Worker: Service, Sendable {
             SweepMetrics.task(.deadLettered, stage: stage, model: model)
             return
         }
+        if let problem = task.problem(in: config) {
+            logger.error(
+                "task not of this sweep dead-lettered",
+                metadata: ["broker.queue": "\(delivery.queue)", "task.problem": "\(problem)"])
+            await broker.reject(delivery, requeue: false)
+            SweepMetrics.task(.deadLettered, stage: stage, model: model)
+            return
+        }
         logger[metadataKey: "task"] = "\(task.id)"
         if delivery.redelivered { logger.info("task redelivered") }
         do {

@@ -154,6 +154,9 @@ extension SweepConfig {
 
     public static func parse(_ text: String, file: String, environment: [String: String]) throws -> SweepConfig {
         let source = TOMLSource(file: file, text: text)
+        if let line = TOMLSource.malformedTableHeaderLine(in: text) {
+            throw ConfigError(file: file, line: line, message: "TOML syntax: a table header must start with a key name")
+        }
         let root: TOMLTable
         do {
             root = try TOMLTable(string: text)

@@ -7,9 +7,10 @@ public struct ConfigError: Error, Equatable, CustomStringConvertible {
     public let line: Int?
     public let message: String
 
+    /// One line, whatever the message quotes (a value name with a line break, a parser's message).
     public var description: String {
-        if let line { return "\(file):\(line): \(message)" }
-        return "\(file): \(message)"
+        if let line { return "\(file):\(line): \(message)".escapingLineBreaks }
+        return "\(file): \(message)".escapingLineBreaks
     }
 }
 
@@ -147,5 +148,101 @@ struct TOMLSource {
             }
         }
         return best?.line
+    }
+}
+
+extension TOMLSource {
+    /// The line of the first table header whose name does not start with a key (`[= x]`, `[#`, `[` at
+    /// the end of a line), or nil. TOMLKit's parser (toml++) asserts on such a header instead of reporting
+    /// it, which ends the process, so these are found first. Values are skipped (strings, and arrays and
+    /// inline tables across lines), so only a `[` where a statement starts is looked at.
+    static func malformedTableHeaderLine(in text: String) -> Int? {
+        let bytes = Array(text.utf8)
+        var index = 0
+        var line = 1
+        /// Open brackets and braces of the value being read (0: between statements).
+        var depth = 0
+        var atStatementStart = true
+        func at(_ offset: Int) -> UInt8? { index + offset < bytes.count ? bytes[index + offset] : nil }
+        func isKeyStart(_ byte: UInt8?) -> Bool {
+            guard let byte else { return true }  // The end of the text: the parser reports that itself.
+            switch byte {
+            case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"),
+                UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "_"), UInt8(ascii: "-"), UInt8(ascii: "\""),
+                UInt8(ascii: "'"), UInt8(ascii: "]"):
+                return true
+            default: return false
+            }
+        }
+        func skipBlanks() {
+            while let byte = at(0), byte == UInt8(ascii: " ") || byte == UInt8(ascii: "\t") { index += 1 }
+        }
+        /// Skips a string starting at `index` (on its opening quote), counting its line breaks.
+        func skipString() {
+            let quote = bytes[index]
+            let multiline = at(1) == quote && at(2) == quote
+            index += multiline ? 3 : 1
+            while index < bytes.count {
+                let byte = bytes[index]
+                if byte == UInt8(ascii: "\\") && quote == UInt8(ascii: "\"") {
+                    index += 2
+                    continue
+                }
+                if byte == UInt8(ascii: "\n") {
+                    // An unclosed one-line string ends at the line break (the parser reports it).
+                    if !multiline { return }
+                    line += 1
+                }
+                if byte == quote && (!multiline || (at(1) == quote && at(2) == quote)) {
+                    index += multiline ? 3 : 1
+                    // A multi-line string may end with up to two more quotes.
+                    while multiline && at(0) == quote { index += 1 }
+                    return
+                }
+                index += 1
+            }
+        }
+        while index < bytes.count {
+            if atStatementStart && depth == 0 {
+                skipBlanks()
+                guard let first = at(0) else { return nil }
+                if first == UInt8(ascii: "[") {
+                    index += 1
+                    skipBlanks()
+                    if at(0) == UInt8(ascii: "[") {
+                        index += 1
+                        skipBlanks()
+                    }
+                    if !isKeyStart(at(0)) { return line }
+                    // The rest of the header line (a name cannot span lines).
+                    while let next = at(0), next != UInt8(ascii: "\n") {
+                        if next == UInt8(ascii: "\"") || next == UInt8(ascii: "'") { skipString() } else { index += 1 }
+                    }
+                    continue
+                }
+                if first != UInt8(ascii: "\n") && first != UInt8(ascii: "\r") && first != UInt8(ascii: "#") {
+                    atStatementStart = false
+                }
+            }
+            switch bytes[index] {
+            case UInt8(ascii: "\""), UInt8(ascii: "'"):
+                skipString()
+                continue
+            case UInt8(ascii: "#"):
+                while let next = at(0), next != UInt8(ascii: "\n") { index += 1 }
+                continue
+            case UInt8(ascii: "["), UInt8(ascii: "{"):
+                depth += 1
+            case UInt8(ascii: "]"), UInt8(ascii: "}"):
+                depth = max(0, depth - 1)
+            case UInt8(ascii: "\n"):
+                line += 1
+                if depth == 0 { atStatementStart = true }
+            default:
+                break
+            }
+            index += 1
+        }
+        return nil
     }
 }

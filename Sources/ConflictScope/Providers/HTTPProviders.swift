@@ -46,8 +46,8 @@ public struct HTTPProvider: LLMProvider {
             else { throw ProviderError(.malformedResponse, "empty content in the reply from \(host)") }
             let usage = object["usage"] as? [String: Any]
             return ChatResponse(
-                text: text, inputTokens: (usage?["prompt_tokens"] as? Int) ?? request.estimatedPromptTokens,
-                outputTokens: (usage?["completion_tokens"] as? Int) ?? text.utf8.count / 4)
+                text: text, inputTokens: Self.tokens(usage?["prompt_tokens"]) ?? request.estimatedPromptTokens,
+                outputTokens: Self.tokens(usage?["completion_tokens"]) ?? text.utf8.count / 4)
         case .anthropic:
             var body: [String: Any] = [
                 "model": request.model, "temperature": request.temperature, "max_tokens": request.maxTokens,
@@ -67,8 +67,8 @@ public struct HTTPProvider: LLMProvider {
             }
             let usage = object["usage"] as? [String: Any]
             return ChatResponse(
-                text: text, inputTokens: (usage?["input_tokens"] as? Int) ?? request.estimatedPromptTokens,
-                outputTokens: (usage?["output_tokens"] as? Int) ?? text.utf8.count / 4)
+                text: text, inputTokens: Self.tokens(usage?["input_tokens"]) ?? request.estimatedPromptTokens,
+                outputTokens: Self.tokens(usage?["output_tokens"]) ?? text.utf8.count / 4)
         }
     }
 
@@ -128,7 +128,7 @@ public struct HTTPProvider: LLMProvider {
             // Some APIs quote the key back ("Incorrect API key provided: ..."): never pass it on.
             // Redact before cutting to length, so no part of the key survives.
             let redacted = apiKey.map { text.replacingOccurrences(of: $0, with: "[redacted]") } ?? text
-            let detail = String(redacted.prefix(200)).replacingOccurrences(of: "\n", with: " ")
+            let detail = String(redacted.prefix(200).map { $0.isNewline ? " " : $0 })
             switch status {
             case 429:
                 throw ProviderError(.rateLimited, "HTTP 429 from \(host)", retryAfter: retryAfter)
@@ -153,13 +153,33 @@ public struct HTTPProvider: LLMProvider {
         return object
     }
 
-    /// Retry-After as delta seconds or an HTTP date.
-    static func retryAfterSeconds(_ value: String) -> Double? {
-        if let seconds = Double(value.trimmingCharacters(in: .whitespaces)) { return max(0, seconds) }
-        let formatter = DateFormatter()
-        formatter.locale = Locale(identifier: "en_US_POSIX")
-        formatter.timeZone = TimeZone(identifier: "GMT")
-        formatter.dateFormat = "EEE, dd MMM yyyy HH:mm:ss zzz"
-        return formatter.date(from: value).map { max(0, $0.timeIntervalSinceNow) }
+    /// A reported token count above this (or below 0, or not an integer) is not believed: the estimate
+    /// is used instead, so cost, budget and rate-limit arithmetic downstream cannot overflow.
+    public static let maximumReportedTokens = 100_000_000
+
+    static func tokens(_ value: Any?) -> Int? {
+        guard let count = value as? Int, (0...maximumReportedTokens).contains(count) else { return nil }
+        return count
+    }
+
+    /// The longest Retry-After honoured; a longer (or infinite) one is cut to this.
+    public static let maximumRetryAfterSeconds = 3600.0
+
+    /// Retry-After as delta seconds or an HTTP date, within 0...`maximumRetryAfterSeconds`; nil when it
+    /// is neither (or not a number at all, such as "nan").
+    public static func retryAfterSeconds(_ value: String) -> Double? {
+        let seconds: Double
+        if let delta = Double(value.trimmingCharacters(in: .whitespaces)) {
+            seconds = delta
+        } else {
+            let formatter = DateFormatter()
+            formatter.locale = Locale(identifier: "en_US_POSIX")
+            formatter.timeZone = TimeZone(identifier: "GMT")
+            formatter.dateFormat = "EEE, dd MMM yyyy HH:mm:ss zzz"
+            guard let date = formatter.date(from: value) else { return nil }
+            seconds = date.timeIntervalSinceNow
+        }
+        guard !seconds.isNaN else { return nil }
+        return min(max(0, seconds), maximumRetryAfterSeconds)
     }
 }

@@ -74,7 +74,8 @@ public struct ProviderError: Error, Equatable, CustomStringConvertible {
     /// Worth another attempt: everything but a request the provider will always refuse.
     public var isRetryable: Bool { kind != .badRequest && kind != .contextLength }
 
-    public var description: String { "\(kind.rawValue): \(message)" }
+    /// One line, whatever a provider put in the message.
+    public var description: String { "\(kind.rawValue): \(message)".escapingLineBreaks }
 }
 
 /// A source of chat completions and embeddings: a real API, a local server, or the simulation.

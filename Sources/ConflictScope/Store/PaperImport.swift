@@ -13,7 +13,10 @@ public struct ImportError: Error, Equatable, CustomStringConvertible {
         self.message = message
     }
 
-    public var description: String { line.map { "\(file):\($0): \(message)" } ?? "\(file): \(message)" }
+    /// One line, whatever the message quotes from the file.
+    public var description: String {
+        (line.map { "\(file):\($0): \(message)" } ?? "\(file): \(message)").escapingLineBreaks
+    }
 }
 
 /// RFC 4180 CSV: fields separated by commas, records by CRLF or LF; a field in double quotes may hold
