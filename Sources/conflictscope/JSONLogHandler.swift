@@ -15,16 +15,16 @@ struct JSONLogHandler: LogHandler {
         set { metadata[key] = newValue }
     }
 
-    func log(
-        level: Logger.Level, message: Logger.Message, metadata explicit: Logger.Metadata?, source: String,
-        file: String, function: String, line: UInt
-    ) {
+    func log(event: LogEvent) {
         var fields: [String: String] = [:]
-        for (key, value) in metadata.merging(explicit ?? [:], uniquingKeysWith: { $1 }) { fields[key] = "\(value)" }
+        for (key, value) in metadata.merging(event.metadata ?? [:], uniquingKeysWith: { $1 }) {
+            fields[key] = "\(value)"
+        }
         fields["time"] = Self.timestamp()
-        fields["level"] = level.rawValue
+        fields["level"] = event.level.rawValue
         fields["logger"] = label
-        fields["message"] = message.description
+        fields["message"] = event.message.description
+        if let error = event.error { fields["error"] = "\(error)" }
         guard var data = try? JSONSerialization.data(withJSONObject: fields, options: [.sortedKeys]) else { return }
         data.append(0x0A)
         // One write per record, so lines from concurrent tasks never interleave.

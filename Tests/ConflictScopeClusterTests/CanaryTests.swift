@@ -174,7 +174,13 @@ struct CanaryTests {
         // Workers and the coordinator first; results wait in their queue until the test has read them.
         let cluster = LocalCluster(configPath: sweepPath, config: config)
         defer { cluster.kill() }
-        for _ in 0..<2 { try cluster.startWorker() }
+        // One worker serves /metrics and logs JSON lines: neither may carry the key either.
+        setenv("CONFLICTSCOPE_LOG_FORMAT", "json", 1)
+        defer { unsetenv("CONFLICTSCOPE_LOG_FORMAT") }
+        let metricsPort = try freePort()
+        cluster.workers.append(try cluster.start("worker", ["--metrics-port", "\(metricsPort)"]))
+        unsetenv("CONFLICTSCOPE_LOG_FORMAT")
+        try cluster.startWorker()
         let coordinator = try cluster.startCoordinator()
         defer { if coordinator.isRunning { coordinator.signal(SIGKILL) } }
         let broker = BrokerConnection(
@@ -214,6 +220,9 @@ struct CanaryTests {
         let (status, summary) = try await coordinator.finish(timeout: 600)
         #expect(status == 0, "coordinator failed: \(cluster.logTails())")
         #expect(!summary.contains(key))
+        let metrics = await get(port: metricsPort, path: "/metrics")?.body ?? ""
+        #expect(metrics.contains("conflictscope_llm_calls_total{model=\"steady\""), "metrics: \(metrics.prefix(300))")
+        #expect(!metrics.contains(key), "/metrics holds the key")
         try expectCompleteAndCountedOnce(config)
         let store = try ResultStore(path: config.storePath)
         #expect(try store.callCounts().ok > 50)

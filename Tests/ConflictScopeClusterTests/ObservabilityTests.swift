@@ -76,7 +76,7 @@ struct ObservabilityTests {
 }
 
 /// A TCP port nobody listens on now (the kernel's pick for port 0).
-private func freePort() throws -> Int {
+func freePort() throws -> Int {
     let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
     guard descriptor >= 0 else { throw ClusterTestError("socket() failed") }
     defer { close(descriptor) }
@@ -95,7 +95,7 @@ private func freePort() throws -> Int {
 }
 
 /// GET http://127.0.0.1:port/path: the status and body, or nil when nothing answers.
-private func get(port: Int, path: String) async -> (status: Int, body: String)? {
+func get(port: Int, path: String) async -> (status: Int, body: String)? {
     var request = URLRequest(url: URL(string: "http://127.0.0.1:\(port)\(path)")!)
     request.timeoutInterval = 5
     guard let (data, response) = try? await URLSession.shared.data(for: request),
