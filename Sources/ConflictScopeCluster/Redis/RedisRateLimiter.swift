@@ -62,13 +62,12 @@ public struct RedisRateLimiter: RateLimiter {
         var keys: [String] = []
         var deltas: [String] = []
         for (before, after) in zip(estimated, used) {
+            // Providers charge a call prompt + max_tokens when they admit it and give back nothing unused
+            // (OpenAI; the sim-server), so a refund here would let more through than they accept: only a call
+            // that used more than estimated is charged the difference (rounded up).
             let difference = after.cost - before.cost
-            // Round extra charges up and refunds towards zero, so rounding never loosens a limit.
-            let delta =
-                difference >= 0
-                ? Self.increment(cost: difference, limit: before.limit, roundingUp: true)
-                : -Self.increment(cost: -difference, limit: before.limit, roundingUp: false)
-            guard delta != 0 else { continue }
+            guard difference > 0 else { continue }
+            let delta = Self.increment(cost: difference, limit: before.limit, roundingUp: true)
             keys.append(key(account, before.kind))
             deltas.append(String(delta))
         }
