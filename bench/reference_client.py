@@ -11,8 +11,9 @@ The approach, as the cookbook does it:
   estimate plus max_tokens (the cookbook counts prompt tokens with tiktoken plus max_tokens x n; we use
   the estimate the sim-server charges, UTF-8 bytes / 4 + 8), never refunded;
 - a failed request is put on a retry queue (up to `max_attempts` attempts); after a 429 every new
-  request waits until `pause_after_rate_limit` seconds have passed since the last one (the cookbook's
-  15 s cool-down; the Retry-After header is not read);
+  request waits (a cool-down for the whole client). The cookbook waits a fixed 15 s; here the wait is the
+  429's Retry-After (`retry-after-ms`, else `retry-after`, else 15 s), or the phase would measure 15 s
+  pauses rather than the limiter;
 - the main loop wakes every millisecond.
 
 Usage (as a library): `asyncio.run(process(requests, ...))`, where each request is a dict with
@@ -42,6 +43,18 @@ class Tracker:
     rate_limit_errors: int = 0
     other_errors: int = 0
     last_rate_limit_error: float = 0.0
+    # No new request is sent before this time (after a 429).
+    paused_until: float = 0.0
+
+
+def retry_after(headers, default: float = 15.0) -> float:
+    """Seconds to wait after a 429, from its headers."""
+    for name, scale in (("retry-after-ms", 1000.0), ("retry-after", 1.0)):
+        try:
+            return float(headers[name]) / scale
+        except (KeyError, ValueError):
+            continue
+    return default
 
 
 @dataclass
@@ -61,6 +74,7 @@ class Request:
                 if response.status == 429:
                     tracker.rate_limit_errors += 1
                     tracker.last_rate_limit_error = time.time()
+                    tracker.paused_until = max(tracker.paused_until, time.time() + retry_after(response.headers))
                     error = "429"
                 elif response.status != 200:
                     tracker.other_errors += 1
@@ -87,7 +101,7 @@ class Request:
 
 async def process(requests: list[dict], *, url: str, model: str, api_key: str, max_requests_per_minute: float,
                   max_tokens_per_minute: float, bucket_seconds: float = 60, max_attempts: int = 5,
-                  pause_after_rate_limit: float = 15, timeout: float = 60) -> Tracker:
+                  timeout: float = 60) -> Tracker:
     headers = {"Authorization": f"Bearer {api_key}"}
     retries: asyncio.Queue = asyncio.Queue()
     tracker = Tracker()
@@ -139,7 +153,7 @@ async def process(requests: list[dict], *, url: str, model: str, api_key: str, m
             await asyncio.sleep(0.001)
 
             # After a rate-limit error, everyone cools down.
-            since = time.time() - tracker.last_rate_limit_error
-            if since < pause_after_rate_limit:
-                await asyncio.sleep(pause_after_rate_limit - since)
+            remaining = tracker.paused_until - time.time()
+            if remaining > 0:
+                await asyncio.sleep(remaining)
     return tracker
