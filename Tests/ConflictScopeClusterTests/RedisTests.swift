@@ -203,13 +203,14 @@ struct RedisTests {
         let limit = ModelRateLimit(account: "provider/\(namespace)", requestsPerMinute: 600, tokensPerMinute: 60_000)
         let limiter = RedisRateLimiter(redis: try makeClient(), namespace: namespace, limits: ["model": limit])
         // Unused tokens are not given back (providers keep charging prompt + max_tokens): after a call charged
-        // 0.9 s worth that used almost nothing, a call of another 0.6 s worth waits about half a second.
+        // 0.9 s worth that used almost nothing, the next call of 0.6 s worth waits about 0.9 s (with a refund it
+        // would wait 0.1 s).
         let estimate = TokenUsage(input: 100, output: 800)
         try await limiter.acquire(model: "model", estimate: estimate)
         try await limiter.settle(model: "model", estimate: estimate, actual: TokenUsage(input: 100, output: 1))
         let refused = RedisRateLimiter(redis: try makeClient(), namespace: namespace, limits: ["model": limit])
         let held = Task { try await refused.acquire(model: "model", estimate: TokenUsage(input: 100, output: 500)) }
-        try await Task.sleep(for: .milliseconds(100))
+        try await Task.sleep(for: .milliseconds(400))
         held.cancel()
         await #expect(throws: CancellationError.self) { try await held.value }
         try await Task.sleep(for: .seconds(1))
