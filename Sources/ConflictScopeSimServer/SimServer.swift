@@ -87,8 +87,9 @@ public struct SimServer: Sendable {
         router.post("/v1/embeddings") { request, context in
             await self.embeddings(request, context)
         }
-        router.get("/stats") { _, _ in
-            Self.response(200, await self.stats.json())
+        router.get("/stats") { request, _ in
+            let admissions = request.uri.queryParameters["admissions"].map { $0 == "1" || $0 == "true" } ?? false
+            return Self.response(200, await self.stats.json(admissions: admissions))
         }
         let port = configuration.port
         return Application(
@@ -169,6 +170,7 @@ public struct SimServer: Sendable {
                 message: "Rate limit reached for \(model); please try again in \(Self.duration(decision.retryAfter)).")
             return Self.response(429, body, headers: headers)
         }
+        await stats.admitted(model: model, chargedTokens: max(0, inputTokens) + max(0, outputTokens))
         let (attempt, fault) = await stats.beginAttempt(model: model, key: key, faults: settings.faults)
         if fault != "hang" {
             await sleepLatency(settings, key: key, attempt: attempt)

@@ -15,13 +15,30 @@ actor SimStats {
         /// Admitted attempts and faults served per request hash.
         var attempts: [String: Int] = [:]
         var faultsByRequest: [String: Int] = [:]
+        /// Each admitted request: seconds since the server started, and the tokens the limiter charged
+        /// (prompt estimate + max_tokens), in admission order.
+        var admittedAt: [Double] = []
+        var admittedTokens: [Int] = []
     }
 
     private var models: [String: ModelStats] = [:]
+    private let origin = ContinuousClock.now
+    /// Wall-clock time of `origin`, so a benchmark can place admissions on its own timeline.
+    private let originUnix = Date().timeIntervalSince1970
 
     func received(model: String) { models[model, default: ModelStats()].requests += 1 }
 
     func rateLimited(model: String) { models[model, default: ModelStats()].rateLimited += 1 }
+
+    /// Records a request the rate limiter admitted, with the tokens it charged.
+    func admitted(model: String, chargedTokens: Int) {
+        let elapsed = ContinuousClock.now - origin
+        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
+        var stats = models[model] ?? ModelStats()
+        stats.admittedAt.append(seconds)
+        stats.admittedTokens.append(chargedTokens)
+        models[model] = stats
+    }
 
     /// Counts an admitted attempt at `key` and decides, from the key and the attempt number alone, whether it
     /// gets a fault (and which): at most `faults.maxPerRequest` per key. The fault, if any, is counted.
@@ -57,19 +74,26 @@ actor SimStats {
         models[model] = stats
     }
 
-    /// The `/stats` body: per model, the counts, faults by kind, and successful responses per request hash.
-    func json() -> Data {
+    /// The `/stats` body: per model, the counts, faults by kind, and successful responses per request hash;
+    /// with `admissions`, also every admitted request's time (seconds after `started_at_unix`) and charged tokens.
+    func json(admissions: Bool = false) -> Data {
         var object: [String: Any] = [:]
         for (model, stats) in models {
-            object[model] = [
+            var entry: [String: Any] = [
                 "requests": stats.requests, "successes": stats.successes, "prompt_tokens": stats.promptTokens,
                 "completion_tokens": stats.completionTokens, "rate_limited": stats.rateLimited,
                 "faults": stats.faults,
                 "successes_by_request": stats.successesByRequest,
                 "duplicate_successes": stats.successesByRequest.values.reduce(0) { $0 + max(0, $1 - 1) },
+                "admitted": stats.admittedAt.count, "admitted_tokens": stats.admittedTokens.reduce(0, +),
             ]
+            if admissions {
+                entry["admissions"] = ["at": stats.admittedAt, "tokens": stats.admittedTokens]
+            }
+            object[model] = entry
         }
-        let data = try? JSONSerialization.data(withJSONObject: ["models": object], options: [.sortedKeys])
+        let body: [String: Any] = ["models": object, "started_at_unix": originUnix]
+        let data = try? JSONSerialization.data(withJSONObject: body, options: [.sortedKeys])
         return data ?? Data("{}".utf8)
     }
 }

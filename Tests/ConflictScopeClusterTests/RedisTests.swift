@@ -199,18 +199,21 @@ struct RedisTests {
         try await cleanUp(makeClient())
     }
 
-    @Test func settleRefundsUnusedTokens() async throws {
+    @Test func settleChargesOverrunsAndRefundsNothing() async throws {
         let limit = ModelRateLimit(account: "provider/\(namespace)", requestsPerMinute: 600, tokensPerMinute: 60_000)
         let limiter = RedisRateLimiter(redis: try makeClient(), namespace: namespace, limits: ["model": limit])
-        let estimate = TokenUsage(input: 1_000, output: 5_000)
-        // Six seconds' worth: admitted from idle, then the next call would wait about five seconds...
+        // Unused tokens are not given back (providers keep charging prompt + max_tokens): after a call charged
+        // 0.9 s worth that used almost nothing, the next call of 0.6 s worth waits about 0.9 s (with a refund it
+        // would wait 0.1 s).
+        let estimate = TokenUsage(input: 100, output: 800)
         try await limiter.acquire(model: "model", estimate: estimate)
-        // ...unless the call used far fewer tokens than estimated.
-        try await limiter.settle(model: "model", estimate: estimate, actual: TokenUsage(input: 1_000, output: 100))
-        let clock = ContinuousClock()
-        let started = clock.now
-        try await limiter.acquire(model: "model", estimate: TokenUsage(input: 100, output: 100))
-        #expect(clock.now - started < .milliseconds(500))
+        try await limiter.settle(model: "model", estimate: estimate, actual: TokenUsage(input: 100, output: 1))
+        let refused = RedisRateLimiter(redis: try makeClient(), namespace: namespace, limits: ["model": limit])
+        let held = Task { try await refused.acquire(model: "model", estimate: TokenUsage(input: 100, output: 500)) }
+        try await Task.sleep(for: .milliseconds(400))
+        held.cancel()
+        await #expect(throws: CancellationError.self) { try await held.value }
+        try await Task.sleep(for: .seconds(1))
 
         // An overrun is charged: 6,000 extra tokens push the next call back by about five seconds.
         try await limiter.settle(

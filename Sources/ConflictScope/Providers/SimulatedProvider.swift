@@ -207,7 +207,9 @@ public struct SimulatedProvider: LLMProvider {
     private func openReply(
         to message: String, system: String?, behaviour: SweepConfig.SimulatedBehaviour?, rng: inout StableRandom
     ) -> String {
-        if rng.uniform() < (behaviour?.invalidRate ?? 0) { return "" }
+        // An unusable reply still has text: over HTTP an empty reply is a transport fault, retried and then
+        // failed (`missing`), where the embedded run would re-ask; an evasive reply is judged like any other.
+        if rng.uniform() < (behaviour?.invalidRate ?? 0) { return "That is a hard one; I would rather not say." }
         guard let (a, b) = Marker.pair(in: message) else {
             return "Thanks for reaching out. Here is how I would approach it: start with the facts you have."
         }

@@ -7,12 +7,12 @@ import Foundation
 /// Each limit keeps a theoretical arrival time (TAT, integer microseconds of Redis' clock) at
 /// `cs:{namespace}:rl:{account}:{rpm|tpm|itpm|otpm}`. A call costs 1 request, `estimate.total` tokens,
 /// `estimate.input` input tokens and `estimate.output` output tokens; its increment on a limit of L per
-/// minute is cost * 60e6 / L µs. With tolerance tau = 1 s it is admitted when
+/// minute is cost * 60e6 / L µs. With tolerance tau = 0.5 s it is admitted when
 /// max(TAT, now) + increment - now <= tau on every limit — or, on a limit where the increment alone exceeds
 /// tau, when TAT <= now — and then every TAT becomes max(TAT, now) + increment. Otherwise the script returns
 /// how long to wait and the caller sleeps and tries again.
 ///
-/// Fairness: a call that has waited a second or more, or that is bigger than one second's worth, takes a
+/// Fairness: a call that has waited a second or more, or that is bigger than the tolerance's worth, takes a
 /// short hold (`...:hold`) when it is refused, so that smaller calls arriving meanwhile cannot keep it waiting
 /// for ever; the hold lasts until its owner's retry (plus 100 ms) and is dropped when the owner is admitted.
 ///
@@ -22,8 +22,11 @@ public struct RedisRateLimiter: RateLimiter {
     private let namespace: String
     private let limits: [String: ModelRateLimit]
 
-    /// One second's worth of any limit, in µs.
-    static let tolerance = 1_000_000
+    /// Half a second's worth of any limit, in µs. Providers allow a burst of one second's worth; the other
+    /// half absorbs the variation in how long admitted calls take to reach the provider (a call admitted on
+    /// schedule but delivered faster than the one before it would otherwise exceed the provider's burst and
+    /// draw a 429). The rate over time is the same; only the burst is smaller.
+    static let tolerance = 500_000
     /// Keys outlive the moment their TAT passes by this many milliseconds.
     static let expirySlackMilliseconds = 180_000
     /// A call waiting at least this long takes the hold when refused.
@@ -62,13 +65,12 @@ public struct RedisRateLimiter: RateLimiter {
         var keys: [String] = []
         var deltas: [String] = []
         for (before, after) in zip(estimated, used) {
+            // Providers charge a call prompt + max_tokens when they admit it and give back nothing unused
+            // (OpenAI; the sim-server), so a refund here would let more through than they accept: only a call
+            // that used more than estimated is charged the difference (rounded up).
             let difference = after.cost - before.cost
-            // Round extra charges up and refunds towards zero, so rounding never loosens a limit.
-            let delta =
-                difference >= 0
-                ? Self.increment(cost: difference, limit: before.limit, roundingUp: true)
-                : -Self.increment(cost: -difference, limit: before.limit, roundingUp: false)
-            guard delta != 0 else { continue }
+            guard difference > 0 else { continue }
+            let delta = Self.increment(cost: difference, limit: before.limit, roundingUp: true)
             keys.append(key(account, before.kind))
             deltas.append(String(delta))
         }
