@@ -191,7 +191,8 @@ extension HTTPClient {
     /// failed at 1 s latency). Rate limits and `concurrency` bound what is in flight, not the pool.
     public static let providers: HTTPClient = {
         var configuration = HTTPClient.Configuration.singletonConfiguration
-        configuration.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: 1024)
+        configuration.connectionPool = .init(
+            idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: 1024)
         return HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration)
     }()
 }
