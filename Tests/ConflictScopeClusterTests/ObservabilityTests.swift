@@ -10,7 +10,7 @@ import Testing
 @Suite(.serialized)
 struct ObservabilityTests {
     @Test func everyRoleServesMetricsAndProbesAndTheCountersFollowTheSweep() async throws {
-        let (path, config) = try smallSlowConfig("metrics", latencyMilliseconds: 50)
+        let (path, config) = try smallSlowConfig("metrics")
         let cluster = LocalCluster(configPath: path, config: config)
         defer { cluster.kill() }
         let (aggregatorPort, workerPort, coordinatorPort) = (try freePort(), try freePort(), try freePort())
@@ -25,7 +25,13 @@ struct ObservabilityTests {
         let coordinator = try cluster.start("coordinator", ["--json", "--metrics-port", "\(coordinatorPort)"])
         try await cluster.waitForDone(atLeast: 20, while: coordinator, timeout: 120)
         let early = try await metrics(port: workerPort)
-        let coordinatorView = try await metrics(port: coordinatorPort)
+        // The coordinator updates its gauges each time it reads the task table (every 0.5 s).
+        var coordinatorView = try await metrics(port: coordinatorPort)
+        let deadline = ContinuousClock.now + .seconds(30)
+        while coordinatorView.sum("conflictscope_tasks", ["state": "done"]) == 0, ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(200))
+            coordinatorView = try await metrics(port: coordinatorPort)
+        }
         #expect(coordinatorView.sum("conflictscope_tasks", ["state": "done"]) > 0)
         #expect(coordinatorView.sum("conflictscope_ready") == 1)
 
