@@ -182,16 +182,19 @@ struct CoordinatorCommand: AsyncParsableCommand {
         let throttle = ProgressThrottle(every: .seconds(5))
         let coordinator = Coordinator(config: sweep, store: store, broker: broker, redis: redis, logger: logger)
         let finished = try await ClusterEnvironment.run(cluster, broker: broker, redis: redis, logger: logger) {
-            try await coordinator.run { counts in
-                SweepMetrics.tasks(counts)
-                guard throttle.due() else { return }
-                let elapsed = Int((ContinuousClock.now - started).components.seconds)
-                let stages = counts.keys.sorted().map { stage in
-                    let states = counts[stage] ?? [:]
-                    return "\(stage) \(states[.done] ?? 0)/\(states.values.reduce(0, +))"
+            // SIGTERM / SIGINT stop the wait; a rerun resumes.
+            try await cancelWhenGracefulShutdown {
+                try await coordinator.run { counts in
+                    SweepMetrics.tasks(counts)
+                    guard throttle.due() else { return }
+                    let elapsed = Int((ContinuousClock.now - started).components.seconds)
+                    let stages = counts.keys.sorted().map { stage in
+                        let states = counts[stage] ?? [:]
+                        return "\(stage) \(states[.done] ?? 0)/\(states.values.reduce(0, +))"
+                    }
+                    FileHandle.standardError.write(
+                        Data("[\(elapsed)s] tasks done: \(stages.joined(separator: ", "))\n".utf8))
                 }
-                FileHandle.standardError.write(
-                    Data("[\(elapsed)s] tasks done: \(stages.joined(separator: ", "))\n".utf8))
             }
         }
         await broker.close()
