@@ -1,4 +1,5 @@
 import ConflictScope
+import ConflictScopeCluster
 import Foundation
 import Testing
 
@@ -78,6 +79,30 @@ struct ObservabilityTests {
         #expect(gauge == 0)
         #expect(try await waitForStatus(200, port: port, path: "/readyz", timeout: 60))
         #expect(await cluster.stop().allSatisfy { $0 == 0 })
+    }
+}
+
+/// Signals reach each role's work through its service group.
+@Suite(.serialized)
+struct ShutdownTests {
+    @Test func sigtermStopsACoordinatorWaitingForItsSweep() async throws {
+        let (path, config) = try smallSlowConfig("sigterm")
+        let cluster = LocalCluster(configPath: path, config: config)
+        defer { cluster.kill() }
+        // No aggregator: the coordinator would wait for its registration for ever.
+        let coordinator = try cluster.start("coordinator")
+        defer { if coordinator.isRunning { coordinator.signal(SIGKILL) } }
+        let redis = try RedisClient(url: redisURL)
+        defer { redis.shutdown() }
+        let deadline = ContinuousClock.now + .seconds(60)
+        while try await redis.get(ClusterNames.sweepKey(configName: config.name)) == nil, ContinuousClock.now < deadline
+        {
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        coordinator.signal(SIGTERM)
+        let (status, _) = try await coordinator.finish(timeout: 30)
+        #expect(status == 1)
+        #expect(cluster.logs(containing: "stopped before the sweep finished") == 1)
     }
 }
 
