@@ -9,8 +9,10 @@ struct RankCommand: ParsableCommand {
         discussion: """
             Input: JSON Lines, one judgment per line with model, value_set, format (mcq | open), condition, \
             scenario_id, value1, value2 and choice (A | B | invalid | missing); optional likert_a, likert_b \
-            (1-7) and target_ranking (values, highest first, on steered rows). Invalid and missing answers are \
-            counted as excluded and never fitted. Use - to read standard input.
+            (1-7), target_ranking (values, highest first, on steered rows) and act_side (action1 | action2: the \
+            action that takes the scenario's action opportunity, for the act_bias metric). By default invalid \
+            and missing answers are counted as excluded and never fitted; --invalid paper counts them as the \
+            paper's code does. Use - to read standard input.
             """
     )
 
@@ -26,10 +28,18 @@ struct RankCommand: ParsableCommand {
     @Option(name: .long, help: "Seed of the bootstrap; each group's stream derives from (seed, group).")
     var seed: UInt64 = 0
 
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "How invalid and missing answers count: exclude (never counted) or paper (as the paper's code: every "
+                + "answer that is not A is a win for value2, in the fit, the bootstrap and every metric).",
+            valueName: "exclude|paper"))
+    var invalid: InvalidAnswers = .exclude
+
     @Flag(
         name: .long,
         help:
-            "Also compute the paper's metrics (preference rates, agreement, Likert divergence, alignment and manipulation effect, rank shifts)."
+            "Also compute the paper's metrics (preference rates, agreement, Likert divergence, alignment and manipulation effect, rank shifts, act bias)."
     )
     var metrics = false
 
@@ -51,7 +61,7 @@ struct RankCommand: ParsableCommand {
             throw CommandFailure("\(error)")
         }
         let parsed = clock.now
-        let options = RankingOptions(alpha: alpha, resamples: bootstrap, seed: seed)
+        let options = RankingOptions(alpha: alpha, resamples: bootstrap, seed: seed, invalid: invalid)
         let report: RankingReport
         do {
             report = try RankingReport(judgments: input, options: options, includeMetrics: metrics)
@@ -69,6 +79,8 @@ struct RankCommand: ParsableCommand {
         print(json ? report.json.serialized() + "\n" : report.table(), terminator: "")
     }
 }
+
+extension InvalidAnswers: ExpressibleByArgument {}
 
 /// A one-line error for the user; ArgumentParser prints it as "Error: ..." and exits non-zero.
 struct CommandFailure: Error, CustomStringConvertible {

@@ -16,7 +16,8 @@ public struct JudgmentInputError: Error, Equatable, CustomStringConvertible {
 
 /// Reads judgments from JSON Lines: one object per line with `model`, `value_set`, `format`,
 /// `condition`, `scenario_id`, `value1`, `value2`, `choice` and optionally `likert_a`, `likert_b`
-/// (1-7) and `target_ranking` (an array of values, highest first). Unknown fields are ignored so
+/// (1-7), `target_ranking` (an array of values, highest first) and `act_side` ("action1" or "action2":
+/// which action takes the scenario's action opportunity). Unknown fields are ignored so
 /// exports with extra columns read back; blank lines are skipped. A scenario may be judged once per
 /// (model, value set, format, condition), and a steered condition has one target ranking.
 public enum JudgmentReader {
@@ -45,6 +46,7 @@ public enum JudgmentReader {
 /// The fields a judgment line may carry.
 private enum Field: Int, CaseIterable {
     case model, valueSet, format, condition, scenarioID, value1, value2, choice, likertA, likertB, targetRanking
+    case actSide
 
     var name: String {
         switch self {
@@ -59,6 +61,7 @@ private enum Field: Int, CaseIterable {
         case .likertA: "likert_a"
         case .likertB: "likert_b"
         case .targetRanking: "target_ranking"
+        case .actSide: "act_side"
         }
     }
 
@@ -90,7 +93,7 @@ private struct FieldError: Error {
 /// One line's field values, without a per-line dictionary or array.
 private struct LineFields {
     private var model, valueSet, format, condition, scenarioID, value1, value2, choice: FlatJSONValue?
-    private var likertA, likertB, targetRanking: FlatJSONValue?
+    private var likertA, likertB, targetRanking, actSide: FlatJSONValue?
 
     subscript(field: Field) -> FlatJSONValue? {
         get {
@@ -106,6 +109,7 @@ private struct LineFields {
             case .likertA: likertA
             case .likertB: likertB
             case .targetRanking: targetRanking
+            case .actSide: actSide
             }
         }
         set {
@@ -121,6 +125,7 @@ private struct LineFields {
             case .likertA: likertA = newValue
             case .likertB: likertB = newValue
             case .targetRanking: targetRanking = newValue
+            case .actSide: actSide = newValue
             }
         }
     }
@@ -160,10 +165,21 @@ private struct LineFields {
             targetRanking = values
         default: throw FieldError(message: "target_ranking must be a list of distinct value names")
         }
+        var actSide: ActSide? = nil
+        switch self[.actSide] {
+        case nil, .null?: break
+        case .string(let text)?:
+            guard let side = ActSide(rawValue: text) else {
+                throw FieldError(message: "act_side must be \"action1\" or \"action2\", not \"\(text)\"")
+            }
+            actSide = side
+        default: throw FieldError(message: "act_side must be \"action1\" or \"action2\"")
+        }
         return Judgment(
             model: try text(.model), valueSet: try text(.valueSet), format: format, condition: try text(.condition),
             scenarioID: try text(.scenarioID), value1: value1, value2: value2, choice: choice,
-            likertA: try likert(.likertA), likertB: try likert(.likertB), targetRanking: targetRanking)
+            likertA: try likert(.likertA), likertB: try likert(.likertB), targetRanking: targetRanking,
+            actSide: actSide)
     }
 }
 

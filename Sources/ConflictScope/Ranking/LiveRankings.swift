@@ -5,10 +5,14 @@ public struct LiveRankings: Sendable {
     private var judgments: [String: Judgment] = [:]
     private var previous: [GroupKey: (values: [String], params: [Double])] = [:]
     private let alpha: Double
+    private let invalid: InvalidAnswers
     /// Refits done so far.
     public private(set) var refits = 0
 
-    public init(alpha: Double) { self.alpha = alpha }
+    public init(alpha: Double, invalid: InvalidAnswers = .exclude) {
+        self.alpha = alpha
+        self.invalid = invalid
+    }
 
     /// Adds or replaces the judgment with this id.
     public mutating func upsert(id: String, _ judgment: Judgment) { judgments[id] = judgment }
@@ -21,7 +25,7 @@ public struct LiveRankings: Sendable {
         refits += 1
         var rankings: [GroupRanking] = []
         var comparisons = 0
-        for group in GroupComparisons.grouped(Array(judgments.values)) {
+        for group in GroupComparisons.grouped(invalid.applied(to: Array(judgments.values))) {
             let last = previous[group.key]
             let start = last?.values == group.values ? last?.params : nil
             // A group that cannot be fitted yet (too little data at alpha 0) waits for more judgments.

@@ -1,12 +1,14 @@
 import Foundation
 
-/// The paper's analysis beyond the rankings. Invalid and missing answers never enter any metric.
+/// The paper's analysis beyond the rankings. Invalid and missing answers never enter any metric under
+/// `InvalidAnswers.exclude`; under `.paper` they count as choices of B (the value2 action) everywhere.
 public struct RankingMetrics: Sendable, Equatable, JSONRepresentable {
     public var preferenceRates: [PreferenceRate]
     public var agreement: [Agreement]
     public var likertDivergence: [LikertDivergence]
     public var alignment: [Alignment]
     public var rankShifts: [RankShift]
+    public var actBias: [ActBias]
 
     public var json: JSONValue {
         .object([
@@ -15,6 +17,28 @@ public struct RankingMetrics: Sendable, Equatable, JSONRepresentable {
             ("likert_divergence", .array(likertDivergence.map(\.json))),
             ("alignment", .array(alignment.map(\.json))),
             ("rank_shifts", .array(rankShifts.map(\.json))),
+            ("act_bias", .array(actBias.map(\.json))),
+        ])
+    }
+}
+
+/// How often a model takes the scenario's action opportunity: the share of valid choices (A or B) with a
+/// known act side that chose the acting action, with a Wilson 95% interval. The paper balances side-effect
+/// and means templates so that acting serves value1 in half the scenarios and value2 in the other half;
+/// a rate far from 0.5 is an action (or inaction) bias.
+public struct ActBias: Sendable, Equatable, JSONRepresentable {
+    public var model, valueSet: String
+    public var format: EvaluationFormat
+    public var condition: String
+    public var actRate, ciLow, ciHigh: Double
+    /// Valid choices with a known act side.
+    public var n: Int
+
+    public var json: JSONValue {
+        .object([
+            ("model", .string(model)), ("value_set", .string(valueSet)), ("format", .string(format.rawValue)),
+            ("condition", .string(condition)), ("act_rate", .number(actRate)), ("ci_low", .number(ciLow)),
+            ("ci_high", .number(ciHigh)), ("n", .int(n)),
         ])
     }
 }
@@ -112,7 +136,13 @@ extension RankingMetrics {
     static let baselineCondition = "default"
 
     /// Computes every metric; `rankings` must be the fits of the same judgments with the same options.
+    /// Invalid and missing answers count as `options.invalid` says.
     public init(judgments: [Judgment], rankings: [GroupRanking], options: RankingOptions) throws(RankingError) {
+        try self.init(counted: options.invalid.applied(to: judgments), rankings: rankings, options: options)
+    }
+
+    /// Every metric of judgments the invalid-answer policy has already been applied to.
+    init(counted judgments: [Judgment], rankings: [GroupRanking], options: RankingOptions) throws(RankingError) {
         let groups = GroupComparisons.grouped(judgments)
         var byGroup: [GroupKey: [String: Judgment]] = [:]
         for judgment in judgments { byGroup[judgment.group, default: [:]][judgment.scenarioID] = judgment }
@@ -140,6 +170,23 @@ extension RankingMetrics {
                 options: options)
         }
         rankShifts = shifts
+        actBias = keys.compactMap { key in Self.actBias(key, byGroup[key]!.values) }
+    }
+
+    /// The act rate of one group, or nil when no valid choice in it has a known act side.
+    static func actBias(_ key: GroupKey, _ judgments: some Collection<Judgment>) -> ActBias? {
+        var acted = 0
+        var n = 0
+        for judgment in judgments {
+            guard let choseToAct = judgment.choseToAct else { continue }
+            n += 1
+            if choseToAct { acted += 1 }
+        }
+        guard n > 0 else { return nil }
+        let (low, high) = wilsonInterval(successes: Double(acted), trials: Double(n))
+        return ActBias(
+            model: key.model, valueSet: key.valueSet, format: key.format, condition: key.condition,
+            actRate: Double(acted) / Double(n), ciLow: low, ciHigh: high, n: n)
     }
 
     static func preferenceRates(_ group: GroupComparisons) -> [PreferenceRate] {

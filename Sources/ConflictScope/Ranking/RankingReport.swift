@@ -8,8 +8,11 @@ public struct RankingReport: Sendable, Equatable, JSONRepresentable {
     public init(judgments: [Judgment], options: RankingOptions = RankingOptions(), includeMetrics: Bool = false)
         throws
     {
-        rankings = try Rankings.fit(judgments, options: options)
-        metrics = includeMetrics ? try RankingMetrics(judgments: judgments, rankings: rankings, options: options) : nil
+        // The invalid-answer policy is applied once here, so the fit, the bootstrap and every metric follow it.
+        let counted = options.invalid.applied(to: judgments)
+        rankings = try Rankings.fitCounted(counted, options: options)
+        metrics =
+            includeMetrics ? try RankingMetrics(counted: counted, rankings: rankings, options: options) : nil
     }
 
     /// `{"rankings": [...]}`, plus `"metrics"` when they were computed.
@@ -97,6 +100,16 @@ extension RankingMetrics {
                 out += "  \(entry.model) | \(entry.valueSet) | \(entry.condition) | \(entry.value): "
                 out +=
                     "\(entry.mcqRank) -> \(entry.openRank) (\(entry.shift >= 0 ? "+" : "")\(entry.shift))\(interval)\n"
+            }
+            out += "\n"
+        }
+        if !actBias.isEmpty {
+            out += "Act bias (share of valid choices taking the action opportunity, Wilson 95% interval)\n"
+            for entry in actBias {
+                out += "  \(entry.model) | \(entry.valueSet) | \(entry.format.rawValue) | \(entry.condition): "
+                out += "\(RankingReport.format(entry.actRate)) "
+                out +=
+                    "[\(RankingReport.format(entry.ciLow)), \(RankingReport.format(entry.ciHigh))] (n = \(entry.n))\n"
             }
             out += "\n"
         }

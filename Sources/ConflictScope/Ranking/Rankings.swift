@@ -1,5 +1,27 @@
 import Dispatch
 
+/// How answers that are neither A nor B are counted.
+public enum InvalidAnswers: String, Sendable, CaseIterable {
+    /// Ours: invalid and missing answers never count, in any measure.
+    case exclude
+    /// The paper's code: every answer that is not exactly A (B, invalid, missing) is a win for value2, in the
+    /// fit, the bootstrap, agreement, preference rates (invalid rows stay in their denominators) and every
+    /// other measure.
+    case paper
+
+    /// `judgments` as every measure should read them under this policy: unchanged for `.exclude`; for
+    /// `.paper`, each invalid or missing answer becomes B.
+    public func applied(to judgments: [Judgment]) -> [Judgment] {
+        guard self == .paper else { return judgments }
+        return judgments.map { judgment in
+            guard !judgment.choice.isValid else { return judgment }
+            var counted = judgment
+            counted.choice = .b
+            return counted
+        }
+    }
+}
+
 /// How rankings are fitted.
 public struct RankingOptions: Sendable, Equatable {
     /// Regularisation of the Bradley-Terry fit; the paper's default is 0.01.
@@ -8,13 +30,17 @@ public struct RankingOptions: Sendable, Equatable {
     public var resamples: Int
     /// Seed of the bootstrap; each group's stream is derived from (seed, group key).
     public var seed: UInt64
+    /// How invalid and missing answers count; `.exclude` by default.
+    public var invalid: InvalidAnswers
 
     public init(
-        alpha: Double = BradleyTerry.defaultAlpha, resamples: Int = BradleyTerry.defaultResamples, seed: UInt64 = 0
+        alpha: Double = BradleyTerry.defaultAlpha, resamples: Int = BradleyTerry.defaultResamples, seed: UInt64 = 0,
+        invalid: InvalidAnswers = .exclude
     ) {
         self.alpha = alpha
         self.resamples = resamples
         self.seed = seed
+        self.invalid = invalid
     }
 }
 
@@ -44,7 +70,8 @@ public struct GroupRanking: Sendable, Equatable, JSONRepresentable {
     public var condition: String
     /// Valid comparisons fitted.
     public var n: Int
-    /// Invalid plus missing answers, never fitted.
+    /// Invalid plus missing answers, never fitted (always 0 under `InvalidAnswers.paper`, which fits them as
+    /// wins for value2).
     public var excluded: Int
     /// Highest score first; equal scores in value-name order.
     public var values: [ValueScore]
@@ -117,10 +144,16 @@ struct GroupComparisons: Sendable {
 
 public enum Rankings {
     /// Fits every group's ranking with bootstrap intervals, in group-key order. Groups run in
-    /// parallel; each group's random stream depends only on (seed, group key).
+    /// parallel; each group's random stream depends only on (seed, group key). Invalid and missing
+    /// answers count as `options.invalid` says.
     public static func fit(_ judgments: [Judgment], options: RankingOptions = RankingOptions()) throws
         -> [GroupRanking]
     {
+        try fitCounted(options.invalid.applied(to: judgments), options: options)
+    }
+
+    /// `fit` on judgments the invalid-answer policy has already been applied to.
+    static func fitCounted(_ judgments: [Judgment], options: RankingOptions) throws -> [GroupRanking] {
         let groups = GroupComparisons.grouped(judgments)
         return try parallelMap(groups) { group in try fit(group, options: options) }
     }
