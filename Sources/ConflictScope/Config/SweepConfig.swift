@@ -230,6 +230,13 @@ extension SweepConfig {
         if let table = try top.table("analysis") {
             analysis.alpha = try table.double("alpha", range: 0...1e6) ?? analysis.alpha
             analysis.resamples = try table.int("bootstrap", range: 0...1_000_000) ?? analysis.resamples
+            if let invalid = try table.string("invalid") {
+                guard let policy = InvalidAnswers(rawValue: invalid) else {
+                    throw table.error(
+                        "invalid", "\(table.key("invalid")) must be \"exclude\" or \"paper\", not \"\(invalid)\"")
+                }
+                analysis.invalid = policy
+            }
             try table.rejectUnknownKeys()
         }
 
