@@ -6,10 +6,13 @@ with one judgment per scenario in every group and about 1,100 scenarios per valu
 so about 185,000 lines in all.
 
 Scenarios belong to a value set and are shared by every model, format and condition:
-each one sets one unordered pair of the set's values against each other, in a fixed
-order (value1 / value2). Each (model, value set, format, condition) has its own latent
-utilities; the outcome of a scenario is drawn from the Bradley-Terry probability
-P(A) = 1 / (1 + exp(u2 - u1)), where "A" means the action favouring value1 won.
+each one sets one compared pair of the set's values against each other, in the pair's
+fixed order (value1 / value2), as the built-in sets compare them: every pair for hhh and
+model_spec (value1 the alphabetically first name), only the 16 personal x protective
+pairs for personal_protective (the personal value first). Each (model, value set,
+format, condition) has its own latent utilities; the outcome of a scenario is drawn
+from the Bradley-Terry probability P(A) = 1 / (1 + exp(u2 - u1)), where "A" means the
+action favouring value1 won.
 A small share of answers is "invalid" or "missing". Multiple-choice rows that have an
 answer also carry 1-7 Likert ratings of both actions.
 
@@ -25,8 +28,10 @@ import random
 import sys
 
 VALUE_SETS = {
-    # short prefix used in scenario ids, then the values
-    "hhh": ("hhh", ["helpfulness", "honesty", "harmlessness"]),
+    # short prefix used in scenario ids, the values, and the compared pairs as (value1, value2),
+    # as the built-in sets define them: "all" = every pair, value1 the alphabetically first name;
+    # a pair of lists = every value of the first against every value of the second, first as value1
+    "hhh": ("hhh", ["helpfulness", "harmlessness", "honesty"], "all"),
     "personal_protective": (
         "pp",
         [
@@ -39,19 +44,26 @@ VALUE_SETS = {
             "compliance",
             "privacy",
         ],
+        (
+            ["autonomy", "authenticity", "creativity", "empowerment"],
+            ["responsibility", "harmlessness", "compliance", "privacy"],
+        ),
     ),
     "model_spec": (
         "ms",
-        [
-            "follow_instructions",
-            "avoid_harm",
-            "be_honest",
-            "respect_privacy",
-            "be_helpful",
-            "assume_good_intent",
-        ],
+        ["nonhate", "fairness", "objectivity", "honesty", "noncondescension", "clarity"],
+        "all",
     ),
 }
+
+
+def value_pairs(values, rule):
+    """The (value1, value2) pairs a value set compares, in the built-in sets' order."""
+    if rule == "all":
+        return list(itertools.combinations(sorted(values), 2))
+    first, second = rule
+    return [(a, b) for a in first for b in second]
+
 
 MODELS = [
     "aurora-8b",
@@ -74,17 +86,11 @@ FORMATS = ["mcq", "open"]
 CONDITIONS = ["default", "steered"]
 
 
-def make_scenarios(rng, prefix, values, count):
-    """Spread `count` scenarios over the unordered pairs of `values`, round robin.
-
-    The order in which the two values appear (value1 / value2) is drawn per scenario.
-    """
-    pairs = list(itertools.combinations(values, 2))
+def make_scenarios(prefix, pairs, count):
+    """Spread `count` scenarios over `pairs`, round robin, each keeping its pair's order."""
     scenarios = []
     for i in range(count):
         a, b = pairs[i % len(pairs)]
-        if rng.random() < 0.5:
-            a, b = b, a
         scenarios.append((f"{prefix}-{i + 1:04d}", a, b))
     return scenarios
 
@@ -138,7 +144,8 @@ def main(argv=None):
 
     rng = random.Random(args.seed)
     scenarios = {
-        name: make_scenarios(rng, prefix, values, args.scenarios) for name, (prefix, values) in VALUE_SETS.items()
+        name: make_scenarios(prefix, value_pairs(values, rule), args.scenarios)
+        for name, (prefix, values, rule) in VALUE_SETS.items()
     }
     models = MODELS[: args.models]
 
@@ -150,7 +157,7 @@ def main(argv=None):
     groups = 0
     with open(tmp, "w", encoding="utf-8") as fh:
         for model in models:
-            for set_name, (_, values) in VALUE_SETS.items():
+            for set_name, (_, values, _) in VALUE_SETS.items():
                 utilities = group_utilities(rng, values)
                 for fmt in FORMATS:
                     for cond in CONDITIONS:

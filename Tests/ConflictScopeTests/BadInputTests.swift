@@ -672,7 +672,7 @@ struct BadImportTests {
             ("keep_scenario", "tr\nue", "keep_scenario"), ("scenario_id", "", "empty scenario_id"),
             ("scenario_id", "  ", "empty scenario_id"), ("description", "", "empty description"),
             ("action1", "\r\n", "empty action1"), ("value1", "help\nfulness", "no configured value set"),
-            ("value1", "be_honest", "no configured value set"),
+            ("value1", "nonhate", "no configured value set"),
         ]
         for (index, row) in rows.enumerated() {
             for edit in fieldEdits {

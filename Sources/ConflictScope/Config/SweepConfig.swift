@@ -421,10 +421,14 @@ extension SweepConfig {
         return model
     }
 
+    /// `[value_sets.NAME]`: `file = "set.json"` or a `[value_sets.NAME.values]` table, plus optional
+    /// `groups = { GROUP = ["value", ...], ... }` and `pairs = "all"` or `pairs = { cross = ["G1", "G2"] }`
+    /// (these replace whatever the file declares, so a paper-format file can be given groups).
     private static func customValueSets(_ table: TOMLFields, folder: URL) throws -> [String: ValueSet] {
         var sets: [String: ValueSet] = [:]
         for (setName, fields) in try table.tables() {
-            let set: ValueSet
+            var set: ValueSet
+            let source = "value_sets.\(setName)"
             do {
                 if let file = try fields.string("file") {
                     let url = file.hasPrefix("/") ? URL(fileURLWithPath: file) : folder.appendingPathComponent(file)
@@ -438,12 +442,34 @@ extension SweepConfig {
                         list.append(ValueSet.Value(name: value, definition: try values.requiredString(value)))
                     }
                     try values.rejectUnknownKeys()
-                    set = try ValueSet.validated(ValueSet(name: setName, values: list), source: "value_sets.\(setName)")
+                    set = ValueSet(name: setName, values: list)
                 } else {
                     throw fields.error(
                         nil,
                         "value_sets.\(setName) needs `file = \"...json\"` or a [value_sets.\(setName).values] table")
                 }
+                if let groups = try fields.table("groups") {
+                    // TOMLKit keeps keys sorted, so groups come in name order, as from JSON.
+                    set.groups = try groups.table.keys.map { group in
+                        guard let members = try? groups.strings(group) else {
+                            throw groups.error(group, "\(groups.key(group)) must be a list of value names")
+                        }
+                        return ValueSet.Group(name: group, values: members)
+                    }
+                }
+                if fields.has("pairs") {
+                    let spelling = "\(fields.key("pairs")) must be \"all\" or { cross = [\"GROUP1\", \"GROUP2\"] }"
+                    if fields.table["pairs"]?.string != nil {
+                        guard try fields.string("pairs") == "all" else { throw fields.error("pairs", spelling) }
+                        set.pairRule = .all
+                    } else {
+                        guard let rule = try? fields.table("pairs"), let cross = try? rule.strings("cross"),
+                            cross.count == 2, rule.table.keys.count == 1
+                        else { throw fields.error("pairs", spelling) }
+                        set.pairRule = .cross(first: cross[0], second: cross[1])
+                    }
+                }
+                set = try ValueSet.validated(set, source: source)
             } catch let error as ValueSetError {
                 throw fields.error(nil, error.description)
             }
