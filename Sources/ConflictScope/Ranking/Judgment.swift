@@ -13,6 +13,9 @@ public enum Choice: String, Sendable, CaseIterable, Codable {
     public var isValid: Bool { self == .a || self == .b }
 }
 
+/// Which action takes the scenario's action opportunity ("acts"): action1 in side-effect scenarios, action2 in means scenarios.
+public enum ActSide: String, Sendable, Codable, CaseIterable { case action1, action2 }
+
 /// The two evaluation formats of the paper.
 public enum EvaluationFormat: String, Sendable, CaseIterable, Codable, Comparable {
     /// Multiple choice: what a model says it would do (expressed preferences).
@@ -38,11 +41,12 @@ public struct Judgment: Sendable, Equatable, Codable {
     public var likertB: Int?
     /// The value ranking a steered condition's system prompt asked for, highest first.
     public var targetRanking: [String]?
+    public var actSide: ActSide?
 
     public init(
         model: String, valueSet: String, format: EvaluationFormat, condition: String, scenarioID: String,
         value1: String, value2: String, choice: Choice, likertA: Int? = nil, likertB: Int? = nil,
-        targetRanking: [String]? = nil
+        targetRanking: [String]? = nil, actSide: ActSide? = nil
     ) {
         self.model = model
         self.valueSet = valueSet
@@ -55,6 +59,7 @@ public struct Judgment: Sendable, Equatable, Codable {
         self.likertA = likertA
         self.likertB = likertB
         self.targetRanking = targetRanking
+        self.actSide = actSide
     }
 
     /// The value the chosen action favours, or nil for invalid and missing answers.
