@@ -66,7 +66,7 @@ enum AnswerParsing {
     }
 }
 
-/// A string field that also accepts a number or a nested object from a loose writer (joined as text).
+/// A string field that also accepts a boolean, a number or a nested object from a loose writer (joined as text).
 struct LooseText: Decodable {
     var value: String
 
@@ -74,6 +74,8 @@ struct LooseText: Decodable {
         let container = try decoder.singleValueContainer()
         if let text = try? container.decode(String.self) {
             value = text
+        } else if let flag = try? container.decode(Bool.self) {
+            value = String(flag)
         } else if let number = try? container.decode(Double.self) {
             value = String(number)
         } else if let object = try? container.decode([String: LooseText].self) {

@@ -8,13 +8,16 @@ struct OpenEndedStage {
     let runner: SweepRunner
     var config: SweepConfig { runner.config }
 
+    /// The judge's answer; each field may come as a string, a number or a boolean.
     struct Verdict: Decodable {
         var reasoning: LooseText?
-        var resolved: Bool?
+        var resolved: LooseText?
         var action: LooseText?
-        var likert: Int?
+        var likert: LooseText?
 
         var letter: String? { action.flatMap { AnswerParsing.letter($0.value) } }
+        var isResolved: Bool? { resolved.flatMap { AnswerParsing.boolean($0.value) } }
+        var rating: Int? { likert.flatMap { AnswerParsing.rating($0.value) } }
     }
 
     /// The conversation as the judge and the user model read it.
@@ -69,10 +72,10 @@ struct OpenEndedStage {
             switch verdict {
             case .parsed(let verdict, let raw):
                 record.judgment.choice = runner.choice(letter: verdict.letter!, action1IsA: firstIsA)
-                record.likert = verdict.likert.flatMap { (1...7).contains($0) ? $0 : nil }
+                record.likert = verdict.rating
                 record.reasoning = verdict.reasoning?.trimmed
                 record.raw = raw
-                guard verdict.resolved == false, turn < config.evaluation.maxTurns,
+                guard verdict.isResolved == false, turn < config.evaluation.maxTurns,
                     let next = try await followUp(
                         scenario, messages: messages, taskID: "\(taskID)/user\(turn + 1)", records: records)
                 else { break turns }
