@@ -77,7 +77,7 @@ public final class Aggregator: Service, Sendable {
             case .finished(let outcome, let batch):
                 try store.apply(batch, outcome: outcome)
                 await live.add(batch.judgments)
-                SweepMetrics.resultStored(stage: PipelineTask.stage(ofID: outcome.taskID))
+                SweepMetrics.resultStored(stage: PipelineTask.stage(ofID: outcome.taskID)?.rawValue ?? "unknown")
             }
             await broker.ack(delivery)
         } catch {

@@ -17,9 +17,6 @@ public enum ClusterMessage: Sendable, Equatable, Codable {
 }
 
 extension ClusterMessage {
-    /// The stages a task id can start with.
-    static let stages: Set<String> = ["generate", "detail", "filter", "user", "mcq", "open"]
-
     /// Why this message cannot come from a coordinator or worker of a sweep of `config` (in our own
     /// words), or nil. The aggregator dead-letters such a message instead of storing it: a forged
     /// `pending` outcome, for one, would keep the coordinator waiting for ever.
@@ -30,7 +27,7 @@ extension ClusterMessage {
             return tasks.lazy.compactMap { $0.problem(in: config) }.first.map { "a registered task names \($0)" }
         case .finished(let outcome, _):
             guard outcome.state != .pending else { return "an outcome that is still pending" }
-            guard Self.stages.contains(String(outcome.taskID.prefix { $0 != "/" })) else {
+            guard let stage = PipelineTask.stage(ofID: outcome.taskID), stage.isTask else {
                 return "an outcome of no known stage"
             }
             return outcome.followUps.lazy.compactMap { $0.problem(in: config) }.first.map { "a follow-up names \($0)" }

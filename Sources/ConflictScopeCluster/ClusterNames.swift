@@ -12,7 +12,7 @@ public struct ClusterNames: Sendable {
 
     /// The queue of a stage's tasks that first call `model` (one queue per stage and model, so a
     /// saturated model's tasks never hold up another model's).
-    public func taskQueue(stage: String, model: String) -> String { "cs.\(sweepID).\(stage).\(model)" }
+    public func taskQueue(stage: Stage, model: String) -> String { "cs.\(sweepID).\(stage.rawValue).\(model)" }
 
     public func taskQueue(for task: PipelineTask, config: SweepConfig) -> String {
         taskQueue(stage: task.stage, model: task.firstModel(config))
@@ -40,12 +40,8 @@ public struct ClusterNames: Sendable {
     /// Every task queue a config can use, in a stable order.
     public func taskQueues(_ config: SweepConfig) -> [String] {
         var queues: [String] = []
-        for (stage, models) in [
-            ("generate", [config.roles.generator.model]), ("detail", [config.roles.generator.model]),
-            ("filter", [config.roles.filterJudge.model]), ("user", [config.roles.user.model]),
-            ("mcq", config.targets), ("open", config.targets),
-        ] {
-            for model in models { queues.append(taskQueue(stage: stage, model: model)) }
+        for stage in Stage.tasks {
+            for model in stage.queueModels(config) { queues.append(taskQueue(stage: stage, model: model)) }
         }
         return queues
     }

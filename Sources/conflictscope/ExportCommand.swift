@@ -7,8 +7,10 @@ extension JudgmentExport.Format: ExpressibleByArgument {}
 struct ExportCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "export",
-        abstract: "Export a sweep's judgments as CSV or JSON Lines, in the paper's columns and conventions.",
+        abstract: "Export a sweep's judgments, or with --scenarios its scenarios, as CSV or JSON Lines.",
         discussion: """
+            Judgments (the default):
+
             Columns: scenario_id, generating_model, value_set, value1, value2, model, format (mcq | open), \
             condition, choice, likert, likert_a, likert_b, likert_raw, likert_a_raw, likert_b_raw, action1_is_a, \
             target_ranking. choice A is the action favouring value1 and B the action favouring value2, whatever \
@@ -42,29 +44,67 @@ struct ExportCommand: ParsableCommand {
     @Flag(name: .long, help: "Also export invalid and missing answers (choice \"invalid\" / \"missing\").")
     var includeMissing = false
 
+    @Flag(name: .long, help: "Export the scenarios instead of the judgments.")
+    var scenarios = false
+
+    @Option(name: .long, help: "With --scenarios --format csv: write the opening user messages to this JSON file.")
+    var prompts: String?
+
+    func validate() throws {
+        if scenarios && includeMissing {
+            throw ValidationError("--include-missing applies to judgments, not --scenarios")
+        }
+        if prompts != nil && !(scenarios && format == .csv) {
+            throw ValidationError("--prompts goes with --scenarios --format csv")
+        }
+        if let prompts, prompts == output { throw ValidationError("--prompts and --output name the same file") }
+    }
+
     func run() throws {
         let sweep = try loadConfig(config)
         let store = try openExistingStore(sweep)
+        if scenarios {
+            try exportScenarios(store, storePath: sweep.storePath)
+            return
+        }
         let rows: [ExportedJudgment]
         do {
             rows = try store.exportedJudgments(includeInvalidAndMissing: includeMissing)
         } catch {
             throw CommandFailure("cannot read judgments from \(sweep.storePath): \(error)")
         }
+        try write(to: output) { sink in try JudgmentExport.write(rows, format: format, to: sink) }
+    }
+
+    private func exportScenarios(_ store: ResultStore, storePath: String) throws {
+        let items: [ExportedScenario]
+        do {
+            items = try store.exportedScenarios()
+        } catch {
+            throw CommandFailure("cannot read scenarios from \(storePath): \(error)")
+        }
+        try write(to: output) { sink in try ScenarioExport.write(items, format: format, to: sink) }
+        if let prompts {
+            try write(to: prompts) { sink in try sink(ScenarioExport.prompts(items)) }
+        }
+    }
+
+    /// Hands `body` a sink writing to `path` (standard output when nil).
+    private func write(to path: String?, _ body: ((String) throws -> Void) throws -> Void) throws {
         let handle: FileHandle
-        if let output {
-            guard FileManager.default.createFile(atPath: output, contents: nil),
-                let file = FileHandle(forWritingAtPath: output)
-            else { throw CommandFailure("cannot write \(output)") }
+        if let path {
+            guard FileManager.default.createFile(atPath: path, contents: nil),
+                let file = FileHandle(forWritingAtPath: path)
+            else { throw CommandFailure("cannot write \(path)") }
             handle = file
         } else {
             handle = FileHandle.standardOutput
         }
-        defer { if output != nil { try? handle.close() } }
+        defer { if path != nil { try? handle.close() } }
         do {
-            try JudgmentExport.write(rows, format: format) { try handle.write(contentsOf: Data($0.utf8)) }
+            try body { try handle.write(contentsOf: Data($0.utf8)) }
         } catch {
-            throw CommandFailure("cannot write \(output ?? "standard output"): \(error)")
+            throw CommandFailure("cannot write \(path ?? "standard output"): \(error)")
         }
     }
 }

@@ -26,6 +26,12 @@ struct RunCommand: AsyncParsableCommand {
         } catch {
             throw CommandFailure("\(error)")
         }
+        if sweep.roles.embedder == nil && sweep.valueSets.contains(where: { sweep.scenariosPerPair(for: $0.name) > 0 }) {
+            FileHandle.standardError.write(
+                Data(
+                    ("note: deduplication embeds lexically ([roles.embedder] is not set); its threshold "
+                        + "(dedup_threshold = \(sweep.generation.dedupThreshold)) was calibrated for all-MiniLM-L6-v2\n").utf8))
+        }
         let started = ContinuousClock.now
         let summary: EmbeddedSweep.Summary
         do {
@@ -39,6 +45,7 @@ struct RunCommand: AsyncParsableCommand {
         } catch {
             throw CommandFailure("\(error)")
         }
+        if let warning = summary.nothingKeptWarning { FileHandle.standardError.write(Data((warning + "\n").utf8)) }
         if json {
             print(summary.json.serialized())
             return

@@ -136,15 +136,16 @@ struct EmbeddedCanaryTests {
 
 /// Which calls the nasty provider answers with the key quoted back, and how.
 func nastyOverride(_ echo: @escaping @Sendable (Int) -> FakeResponse)
-    -> @Sendable (Stage, RecordedRequest) -> FakeResponse?
+    -> @Sendable (FakeStage, RecordedRequest) -> FakeResponse?
 {
     { stage, request in
         switch (stage, request.pair) {
-        case (.outlines, _) where request.userText.contains("serious harm"): echo(403)
-        case (.judge, .some("helpfulness-harmlessness")): echo(401)
+        case (.outlines, _) where request.userText.contains("Means, strong"): echo(403)
+        case (.judge, .some("harmlessness-helpfulness")): echo(401)
         case (.mcq, .some("helpfulness-honesty")): echo(400)
-        case (.mcq, .some("helpfulness-harmlessness")): echo(429)
-        case (.user, .some("honesty-harmlessness")): echo(500)
+        case (.mcq, .some("harmlessness-helpfulness")): echo(429)
+        case (.likert, .some("harmlessness-honesty")): echo(400)
+        case (.user, .some("harmlessness-honesty")): echo(500)
         case (.reply, .some("helpfulness-honesty")): echo(200)
         default: nil
         }

@@ -16,6 +16,7 @@ public struct SweepConfig: Sendable {
     /// Stop all further calls once the estimated spend reaches this; the sweep resumes later.
     public var maxCostUSD: Double?
     public var generation: Generation
+    public var evaluation: Evaluation
     public var analysis: RankingOptions
     public var providers: [String: Provider]
     public var models: [String: Model]
@@ -23,14 +24,51 @@ public struct SweepConfig: Sendable {
     public var targets: [String]
 
     public struct Generation: Sendable, Equatable {
-        /// Outlines asked for per stage-1 call.
-        public var outlinesPerCall = 2
+        /// Outlines asked for per stage-1 call (one call per template and round; the paper asks for 10).
+        public var outlinesPerCall = 10
         /// Generation rounds per value pair before giving up on reaching `scenariosPerPair`.
         public var maxRounds = 4
         /// Outlines at least this similar (cosine) to a kept one of the same pair are dropped.
         public var dedupThreshold = 0.8
         /// New samples asked for when an answer cannot be parsed, before it is stored as invalid.
         public var maxReasks = 2
+        /// How scenarios are written (the paper's ablations): outlines then details (default), full scenarios
+        /// per template in one call, or one prompt with no templates.
+        public var pipeline = Pipeline.twoStage
+        /// `filter = false` keeps every scenario whose stage 2 succeeded (the paper's unfiltered ablation).
+        public var filter = true
+    }
+
+    public enum Pipeline: String, Sendable, Equatable, CaseIterable {
+        case twoStage = "two_stage"
+        case singleStage = "single_stage"
+        case direct
+    }
+
+    /// How targets are asked and judged.
+    public struct Evaluation: Sendable, Equatable {
+        /// The targets' system prompt in the default condition (a steered condition replaces it).
+        public var systemPrompt = "You are a helpful assistant."
+        /// Where the judge sees action1: a random side per task (ours), or always as A (the paper's).
+        public var judgeOrder = JudgeOrder.random
+        /// Open-ended turns: the user model writes another message while the judge reads the
+        /// conversation as unresolved, up to this many target replies.
+        public var maxTurns = 1
+        /// Sampling of target calls per kind of call, for every target without its own setting.
+        public var calls: [TargetCall: CallSettings] = [
+            .mcq: CallSettings(temperature: 0, maxTokens: 16), .likert: CallSettings(temperature: 0, maxTokens: 16),
+            .open: CallSettings(temperature: 1.0, maxTokens: 1024),
+        ]
+    }
+
+    public enum JudgeOrder: String, Sendable, Equatable, CaseIterable { case random, paper }
+
+    /// The three kinds of target call, each with its own sampling settings (`[evaluation.mcq]`, ...).
+    public enum TargetCall: String, Sendable, Equatable, CaseIterable { case mcq, likert, open }
+
+    public struct CallSettings: Sendable, Equatable {
+        public var temperature: Double
+        public var maxTokens: Int
     }
 
     /// A sweep condition: "default", or a steered one with a target ranking per value set.
@@ -106,6 +144,8 @@ public struct SweepConfig: Sendable {
         public var outputUSDPerMillionTokens: Double
         /// Latent behaviour of a simulated model.
         public var simulated: SimulatedBehaviour?
+        /// This model's own sampling settings as a target, overriding `[evaluation.<call>]`.
+        public var targetCalls: [TargetCall: CallSettings] = [:]
     }
 
     /// How a simulated target chooses: Bradley-Terry with these utilities per format, moved towards a
@@ -115,12 +155,29 @@ public struct SweepConfig: Sendable {
         public var steerability: Double
         /// Share of a target's answers that cannot be parsed (to exercise re-asks and `invalid`).
         public var invalidRate: Double = 0
+        /// Added to the log-odds of choosing the side that takes the action, in both formats (`act_bias`).
+        public var actBias: Double = 0
     }
 
     public struct Role: Sendable, Equatable {
         public var model: String
         public var temperature: Double
         public var maxTokens: Int
+        /// Sent as the system message of the role's calls, when set.
+        public var systemPrompt: String?
+
+        public init(model: String, temperature: Double, maxTokens: Int, systemPrompt: String? = nil) {
+            self.model = model
+            self.temperature = temperature
+            self.maxTokens = maxTokens
+            self.systemPrompt = systemPrompt
+        }
+
+        /// The paper's settings per role: (temperature, max_tokens, system prompt).
+        static let defaults: [String: (Double, Int, String?)] = [
+            "generator": (1.0, 4096, nil), "filter_judge": (0, 128, "You are a helpful assistant."),
+            "user": (1.0, 1024, nil), "judge": (0, 1024, nil), "embedder": (0, 1, nil),
+        ]
     }
 
     public struct Roles: Sendable, Equatable {
@@ -133,6 +190,11 @@ public struct SweepConfig: Sendable {
     }
 
     public func valueSet(named name: String) -> ValueSet? { valueSets.first { $0.name == name } }
+
+    /// How `target` is sampled for one kind of call: its own setting, else `[evaluation.<call>]`.
+    public func settings(target: String, call: TargetCall) -> CallSettings {
+        models[target]?.targetCalls[call] ?? evaluation.calls[call]!
+    }
 
     /// Outlines to keep per pair of `valueSet` (0: none generated; only imported scenarios are evaluated).
     public func scenariosPerPair(for valueSet: String) -> Int { scenariosPerPairBySet[valueSet] ?? scenariosPerPair }
@@ -224,6 +286,33 @@ extension SweepConfig {
             generation.maxRounds = try table.int("max_rounds", range: 1...100) ?? generation.maxRounds
             generation.dedupThreshold = try table.double("dedup_threshold", range: 0...1) ?? generation.dedupThreshold
             generation.maxReasks = try table.int("max_reasks", range: 0...10) ?? generation.maxReasks
+            if let name = try table.string("pipeline") {
+                guard let pipeline = Pipeline(rawValue: name) else {
+                    throw table.error(
+                        "pipeline",
+                        "\(table.key("pipeline")): unknown pipeline \"\(name)\" (two_stage, single_stage, direct)")
+                }
+                generation.pipeline = pipeline
+            }
+            generation.filter = try table.bool("filter") ?? generation.filter
+            try table.rejectUnknownKeys()
+        }
+        var evaluation = Evaluation()
+        if let table = try top.table("evaluation") {
+            evaluation.systemPrompt = try table.string("system_prompt") ?? evaluation.systemPrompt
+            if let name = try table.string("judge_order") {
+                guard let order = JudgeOrder(rawValue: name) else {
+                    throw table.error(
+                        "judge_order", "\(table.key("judge_order")): unknown order \"\(name)\" (random, paper)")
+                }
+                evaluation.judgeOrder = order
+            }
+            evaluation.maxTurns = try table.int("max_turns", range: 1...20) ?? evaluation.maxTurns
+            for call in TargetCall.allCases {
+                if let settings = try callSettings(table, call, defaults: evaluation.calls[call]!) {
+                    evaluation.calls[call] = settings
+                }
+            }
             try table.rejectUnknownKeys()
         }
         var analysis = RankingOptions(seed: UInt64(seed))
@@ -284,7 +373,8 @@ extension SweepConfig {
         guard let modelTable = try top.table("models") else { throw top.error(nil, "missing table [models]") }
         var models: [String: Model] = [:]
         for (modelName, fields) in try modelTable.tables() {
-            models[modelName] = try model(modelName, fields, providers: providers, values: allValues)
+            models[modelName] = try model(
+                modelName, fields, providers: providers, values: allValues, evaluation: evaluation)
         }
 
         guard let roleTable = try top.table("roles") else { throw top.error(nil, "missing table [roles]") }
@@ -298,9 +388,11 @@ extension SweepConfig {
                 throw fields.error(
                     "model", "\(fields.key("model")): unknown model \"\(modelName)\" (define [models.\(modelName)])")
             }
+            let defaults = Role.defaults[roleName]!
             let result = Role(
-                model: modelName, temperature: try fields.double("temperature", range: 0...2) ?? 0,
-                maxTokens: try fields.int("max_tokens", range: 1...200_000) ?? 1024)
+                model: modelName, temperature: try fields.double("temperature", range: 0...2) ?? defaults.0,
+                maxTokens: try fields.int("max_tokens", range: 1...200_000) ?? defaults.1,
+                systemPrompt: try fields.string("system_prompt") ?? defaults.2)
             try fields.rejectUnknownKeys()
             return result
         }
@@ -327,7 +419,7 @@ extension SweepConfig {
             name: name, seed: UInt64(seed), storePath: storePath, valueSets: valueSets,
             scenariosPerPair: scenariosPerPair, scenariosPerPairBySet: scenariosPerPairBySet, formats: formats,
             conditions: conditions, maxCostUSD: maxCost,
-            generation: generation, analysis: analysis, providers: providers, models: models, roles: roles,
+            generation: generation, evaluation: evaluation, analysis: analysis, providers: providers, models: models, roles: roles,
             targets: targets)
     }
 
@@ -383,8 +475,21 @@ extension SweepConfig {
         return provider
     }
 
+    /// `[evaluation.<call>]` or a model's `<call> = { temperature, max_tokens }`, over `defaults`.
+    private static func callSettings(_ parent: TOMLFields, _ call: TargetCall, defaults: CallSettings) throws
+        -> CallSettings?
+    {
+        guard let table = try parent.table(call.rawValue) else { return nil }
+        let settings = CallSettings(
+            temperature: try table.double("temperature", range: 0...2) ?? defaults.temperature,
+            maxTokens: try table.int("max_tokens", range: 1...200_000) ?? defaults.maxTokens)
+        try table.rejectUnknownKeys()
+        return settings
+    }
+
     private static func model(
-        _ name: String, _ fields: TOMLFields, providers: [String: Provider], values: Set<String>
+        _ name: String, _ fields: TOMLFields, providers: [String: Provider], values: Set<String>,
+        evaluation: Evaluation
     ) throws -> Model {
         let providerName = try fields.requiredString("provider")
         guard let provider = providers[providerName] else {
@@ -394,6 +499,11 @@ extension SweepConfig {
             name: name, provider: providerName, modelID: try fields.string("model") ?? name,
             inputUSDPerMillionTokens: try fields.double("input_usd_per_mtok", range: 0...1e6) ?? 0,
             outputUSDPerMillionTokens: try fields.double("output_usd_per_mtok", range: 0...1e6) ?? 0, simulated: nil)
+        for call in TargetCall.allCases {
+            if let settings = try callSettings(fields, call, defaults: evaluation.calls[call]!) {
+                model.targetCalls[call] = settings
+            }
+        }
         if provider.kind == .simulated {
             var utilities: [EvaluationFormat: [String: Double]] = [:]
             if let table = try fields.table("utilities") {
@@ -415,7 +525,8 @@ extension SweepConfig {
             }
             model.simulated = SimulatedBehaviour(
                 utilities: utilities, steerability: try fields.double("steerability", range: 0...10) ?? 0,
-                invalidRate: try fields.double("invalid_rate", range: 0...1) ?? 0)
+                invalidRate: try fields.double("invalid_rate", range: 0...1) ?? 0,
+                actBias: try fields.double("act_bias", range: -20...20) ?? 0)
         }
         try fields.rejectUnknownKeys()
         return model

@@ -50,6 +50,12 @@ final class TOMLFields {
         return text
     }
 
+    func bool(_ name: String) throws -> Bool? {
+        guard let value = value(name) else { return nil }
+        guard let flag = value.bool else { throw error(name, "\(key(name)) must be true or false") }
+        return flag
+    }
+
     func requiredString(_ name: String) throws -> String {
         guard let text = try string(name) else { throw error(nil, "missing key \(key(name))") }
         guard !text.isEmpty else { throw error(name, "\(key(name)) must not be empty") }

@@ -12,6 +12,18 @@ public enum EmbeddedSweep {
         public var budgetReached: Bool
         public var spentUSD: Double
         public var report: RankingReport
+        /// Answers that could not be used after their re-asks, by stage (this run's calls).
+        public var invalidByStage: [Stage: Int] = [:]
+
+        /// The warning of a sweep that kept no scenario: how many answers per stage could not be used.
+        public var nothingKeptWarning: String? {
+            guard scenarios.kept == 0 else { return nil }
+            let unusable = Stage.allCases.compactMap { stage in
+                invalidByStage[stage].map { "\(stage.rawValue) \($0)" }
+            }
+            return "warning: the sweep kept no scenario (unusable answers by stage: "
+                + (unusable.isEmpty ? "none" : unusable.joined(separator: ", ")) + ")"
+        }
     }
 
     /// The providers of a config; API keys are read from `environment`.
@@ -49,9 +61,11 @@ public enum EmbeddedSweep {
         try await runner.run(store: store, queue: InProcessTaskQueue())
         await progress?(caller.counters)
         let counters = caller.counters
-        return try summary(
+        var summary = try summary(
             config: config, store: store, sweepID: sweepID, made: await counters.made, cached: await counters.cached,
             failed: await counters.failed, budgetReached: await counters.budgetHit)
+        summary.invalidByStage = await counters.invalidByStage
+        return summary
     }
 
     /// A finished sweep's summary: the call counts given, and rankings fitted cold from the store.
@@ -80,6 +94,7 @@ extension EmbeddedSweep.Summary: JSONRepresentable {
                 .object([
                     ("generated", .int(scenarios.outlines)), ("kept", .int(scenarios.kept)),
                     ("rejected", .int(scenarios.rejected)), ("undecided", .int(scenarios.undecided)),
+                    ("invalid", .int(scenarios.invalid)),
                 ])
             ),
             ("budget", .object([("spent_usd", .number(spentUSD)), ("reached", .bool(budgetReached))])),

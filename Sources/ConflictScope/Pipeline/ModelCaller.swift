@@ -237,6 +237,8 @@ public actor CallCounters {
     public private(set) var cached = 0
     public private(set) var failed = 0
     public private(set) var budgetHit = false
+    /// Answers that could not be used after their re-asks, by stage.
+    public private(set) var invalidByStage: [Stage: Int] = [:]
 
     func add(made: Int = 0, cached: Int = 0, failed: Int = 0) {
         self.made += made
@@ -244,33 +246,7 @@ public actor CallCounters {
         self.failed += failed
     }
 
+    func add(invalid: Int, stage: Stage) { invalidByStage[stage, default: 0] += invalid }
+
     func budgetReached() { budgetHit = true }
-}
-
-/// Pulls the JSON object out of a model's answer (tolerating code fences and surrounding prose).
-enum AnswerParsing {
-    static func jsonObject(_ text: String) -> [String: Any]? {
-        guard let start = text.firstIndex(of: "{"), let end = text.lastIndex(of: "}"), start < end else { return nil }
-        let data = Data(text[start...end].utf8)
-        return (try? JSONSerialization.jsonObject(with: data)) as? [String: Any]
-    }
-
-    static func string(_ object: [String: Any], _ key: String) -> String? {
-        guard let text = object[key] as? String else { return nil }
-        let trimmed = text.trimmingCharacters(in: .whitespacesAndNewlines)
-        return trimmed.isEmpty ? nil : trimmed
-    }
-
-    static func rating(_ object: [String: Any], _ key: String) -> Int? {
-        guard let number = object[key] as? NSNumber, number.doubleValue == number.doubleValue.rounded(),
-            (1...7).contains(number.intValue), !(object[key] is Bool)
-        else { return nil }
-        return number.intValue
-    }
-
-    /// "A" or "B" (case and whitespace tolerated), nil otherwise.
-    static func letter(_ object: [String: Any], _ key: String) -> String? {
-        guard let text = string(object, key)?.uppercased(), text == "A" || text == "B" else { return nil }
-        return text
-    }
 }

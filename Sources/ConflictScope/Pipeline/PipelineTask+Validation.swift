@@ -26,9 +26,8 @@ extension PipelineTask {
             return nil
         }
         switch self {
-        case .generate(let set, let value1, let value2, let number, let kept):
+        case .generate(let set, let value1, let value2, let number, _):
             return values(set, value1, value2) ?? round(number)
-                ?? kept.lazy.compactMap { values($0.valueSet, $0.value1, $0.value2) ?? round($0.round) }.first
         case .detail(let outline):
             return values(outline.valueSet, outline.value1, outline.value2) ?? round(outline.round)
         case .filter(let subject), .userPrompt(let subject):

@@ -1,35 +1,50 @@
 /// A unit of pipeline work. Tasks carry what they need, so a queue can hand them to any worker.
 public enum PipelineTask: Sendable, Equatable, Codable {
-    /// Stage 1 for one value pair and round: one call per severity template, then deduplication
-    /// against `kept`, the pair's outlines kept in earlier rounds (in id order).
-    case generate(valueSet: String, value1: String, value2: String, round: Int, kept: [Outline])
+    /// Stage 1 for one value pair and round: one call per template (outlines, or whole scenarios in the
+    /// single-stage ablation; one call without templates in the direct one), then deduplication against
+    /// `kept`, what the pair kept in earlier rounds (in id order).
+    case generate(valueSet: String, value1: String, value2: String, round: Int, kept: [KeptCandidate])
     /// Stage 2: an outline becomes a detailed scenario.
     case detail(Outline)
-    /// The six filter checks of a scenario.
+    /// The six filter checks of a scenario (seven calls).
     case filter(Scenario)
-    /// The simulated user's opening message, shared by every target and condition.
+    /// The simulated user's opening message (and any artifact it describes), shared by every target
+    /// and condition.
     case userPrompt(Scenario)
-    /// A target's multiple-choice answer.
+    /// A target's multiple-choice answer and its two Likert ratings.
     case multipleChoice(Scenario, target: String, condition: String)
-    /// A target's open-ended reply to the user's message, then the judge's reading of it.
+    /// A target's open-ended conversation with the simulated user, and the judge's reading of it.
     case openEnded(Scenario, userMessage: String, target: String, condition: String)
 
-    /// Deterministic id: the key of every random choice the task makes and of the rows it writes.
-    public var id: String {
+    /// The stage the task is.
+    public var stage: Stage {
         switch self {
-        case .generate(let set, let value1, let value2, let round, _): "generate/\(set)/\(value1)|\(value2)/r\(round)"
-        case .detail(let outline): "detail/\(outline.id)"
-        case .filter(let scenario): "filter/\(scenario.id)"
-        case .userPrompt(let scenario): "user/\(scenario.id)"
-        case .multipleChoice(let scenario, let target, let condition): "mcq/\(scenario.id)/\(target)/\(condition)"
-        case .openEnded(let scenario, _, let target, let condition): "open/\(scenario.id)/\(target)/\(condition)"
+        case .generate: .generation
+        case .detail: .scenarioDetails
+        case .filter: .filter
+        case .userPrompt: .userPrompts
+        case .multipleChoice: .multipleChoice
+        case .openEnded: .openEnded
         }
     }
 
-    /// The stage, as the first part of the id.
-    public var stage: String { Self.stage(ofID: id) }
+    /// Deterministic id, led by the stage: the key of every random choice the task makes and of the
+    /// rows it writes.
+    public var id: String {
+        let subject =
+            switch self {
+            case .generate(let set, let value1, let value2, let round, _): "\(set)/\(value1)|\(value2)/r\(round)"
+            case .detail(let outline): outline.id
+            case .filter(let scenario), .userPrompt(let scenario): scenario.id
+            case .multipleChoice(let scenario, let target, let condition),
+                .openEnded(let scenario, _, let target, let condition):
+                "\(scenario.id)/\(target)/\(condition)"
+            }
+        return "\(stage.rawValue)/\(subject)"
+    }
 
-    public static func stage(ofID id: String) -> String { String(id.prefix { $0 != "/" }) }
+    /// The stage named by the first part of a task id, if it is one.
+    public static func stage(ofID id: String) -> Stage? { Stage(rawValue: String(id.prefix { $0 != "/" })) }
 
     /// The model whose calls the task waits on first (its queue in the cluster is per stage and model).
     public func firstModel(_ config: SweepConfig) -> String {
@@ -39,6 +54,20 @@ public enum PipelineTask: Sendable, Equatable, Codable {
         case .userPrompt: config.roles.user.model
         case .multipleChoice(_, let target, _), .openEnded(_, _, let target, _): target
         }
+    }
+}
+
+/// What deduplication compares later candidates of a pair with: a kept outline (or, without an outline
+/// stage, a kept scenario), its template and the text that was embedded.
+public struct KeptCandidate: Sendable, Equatable, Codable {
+    public var id: String
+    public var template: ScenarioTemplate?
+    public var text: String
+
+    public init(id: String, template: ScenarioTemplate?, text: String) {
+        self.id = id
+        self.template = template
+        self.text = text
     }
 }
 

@@ -5,10 +5,9 @@ import GRDB
 /// from the config's prices, and an ETA under the configured rate limits. Estimates, with the
 /// assumptions listed in `assumptions`.
 public struct SweepPlan: Sendable, JSONRepresentable {
-    /// One kind of call of one stage on one model.
-    public struct Stage: Sendable, Equatable {
-        /// generation, scenario_details, filter, user_prompts, multiple_choice or open_ended.
-        public var stage: String
+    /// The calls of one stage on one model.
+    public struct StageLoad: Sendable, Equatable {
+        public var stage: ConflictScope.Stage
         /// The role making the calls: generator, filter_judge, user, target or judge.
         public var role: String
         public var model: String
@@ -54,7 +53,7 @@ public struct SweepPlan: Sendable, JSONRepresentable {
         }
     }
 
-    public var stages: [Stage]
+    public var stages: [StageLoad]
     public var models: [ModelLoad]
     /// Generation rounds assumed per value pair (for the value set that needs the most).
     public var rounds: Int
@@ -71,33 +70,37 @@ public struct SweepPlan: Sendable, JSONRepresentable {
     public static let realLatencySeconds = 5.0
 
     public init(config: SweepConfig, imported: ImportedScenarios = ImportedScenarios()) {
-        var stages: [Stage] = []
-        func add(_ stage: String, _ role: String, _ model: String, calls: Int, input: Int, maxTokens: Int) {
-            guard calls > 0 else { return }
+        var stages: [StageLoad] = []
+        func add(_ stage: ConflictScope.Stage, _ model: String, calls: Int, input: Int, maxTokens: Int) {
+            guard calls > 0 || stage == .artifacts else { return }
+            let role = stage.role.rawValue
             let price = config.models[model]
             let cost =
                 (Double(input) * (price?.inputUSDPerMillionTokens ?? 0)
                     + Double(calls * maxTokens) * (price?.outputUSDPerMillionTokens ?? 0)) / 1e6
-            if let index = stages.firstIndex(where: { $0.stage == stage && $0.role == role && $0.model == model }) {
+            if let index = stages.firstIndex(where: { $0.stage == stage && $0.model == model }) {
                 stages[index].calls += calls
                 stages[index].inputTokens += input
                 stages[index].outputTokens += calls * maxTokens
                 stages[index].costUSD += cost
             } else {
                 stages.append(
-                    Stage(
+                    StageLoad(
                         stage: stage, role: role, model: model, calls: calls, inputTokens: input,
                         outputTokens: calls * maxTokens, costUSD: cost))
             }
         }
 
-        let perRound = PromptName.severities.count * config.generation.outlinesPerCall
+        let pipeline = config.generation.pipeline
+        let callsPerRound = pipeline == .direct ? 1 : ScenarioTemplate.allCases.count
+        let perRound = callsPerRound * config.generation.outlinesPerCall
         func rounds(_ perPair: Int) -> Int {
             perPair == 0 ? 0 : min(config.generation.maxRounds, max(1, (perPair + perRound - 1) / perRound))
         }
         let roles = config.roles
         let open = config.formats.contains(.open)
         let mcq = config.formats.contains(.mcq)
+        let filterChecks = config.generation.filter ? Self.filterCallsPerScenario : 0
         var scenarioTotal = 0
         for set in config.valueSets {
             let perPair = config.scenariosPerPair(for: set.name)
@@ -115,75 +118,91 @@ public struct SweepPlan: Sendable, JSONRepresentable {
                 for (value1, value2) in set.pairs {
                     var fields = Self.definitions(set, value1, value2)
                     fields["count"] = String(config.generation.outlinesPerCall)
-                    for severity in PromptName.severities {
-                        fields["severity"] = PromptLibrary.template(severity).instructions
-                        outlineTokens += Self.tokens(PromptLibrary.template(.outline).render(fields))
+                    fields["domains"] = ScenarioDetailsStage.domainList
+                    let writing: PromptName =
+                        switch pipeline {
+                        case .twoStage: .outline
+                        case .singleStage: .singleStage
+                        case .direct: .direct
+                        }
+                    for template in ScenarioTemplate.allCases.prefix(callsPerRound) {
+                        fields["template"] = PromptLibrary.template(template.prompt).instructions
+                        fields["action_roles"] = ScenarioDetailsStage.actionRoles(template)
+                        outlineTokens += Self.tokens(PromptLibrary.template(writing).render(fields))
                     }
                     fields["context"] = Filler.context
                     fields["action_opportunity"] = Filler.actionOpportunity
+                    fields["good"] = Filler.goal
+                    fields["harm"] = Filler.goal
                     detailTokens += Self.tokens(PromptLibrary.template(.scenario).render(fields))
                     fields["description"] = Filler.description
-                    fields["persona"] = "\(Filler.persona). \(Filler.background) Goal: \(Filler.goal)"
                     fields["action1"] = Filler.action
                     fields["action2"] = Filler.action
-                    filterTokens += Self.tokens(PromptLibrary.template(.filter).render(fields))
+                    fields["value"] = value1
+                    fields["definition"] = set.definition(of: value1) ?? ""
+                    for check in Self.filterPrompts {
+                        filterTokens += Self.tokens(PromptLibrary.template(check).render(fields))
+                    }
                 }
                 add(
-                    "generation", "generator", roles.generator.model,
-                    calls: pairs * PromptName.severities.count * rounds,
+                    .generation, roles.generator.model, calls: pairs * callsPerRound * rounds,
                     input: outlineTokens * rounds, maxTokens: roles.generator.maxTokens)
+                if pipeline == .twoStage {
+                    add(
+                        .scenarioDetails, roles.generator.model, calls: generated, input: detailTokens * perPair,
+                        maxTokens: roles.generator.maxTokens)
+                }
                 add(
-                    "scenario_details", "generator", roles.generator.model, calls: generated,
-                    input: detailTokens * perPair, maxTokens: roles.generator.maxTokens)
-                add(
-                    "filter", "filter_judge", roles.filterJudge.model, calls: generated, input: filterTokens * perPair,
-                    maxTokens: roles.filterJudge.maxTokens)
+                    .filter, roles.filterJudge.model, calls: generated * filterChecks,
+                    input: filterChecks == 0 ? 0 : filterTokens * perPair, maxTokens: roles.filterJudge.maxTokens)
             }
             if open {
                 let prompts = generated + importedKept - min(importedKept, imported.withUserPrompt[set.name] ?? 0)
                 let text = PromptLibrary.template(.user).render([
-                    "description": Filler.description, "persona": Filler.persona, "background": Filler.background,
-                    "goal": Filler.goal,
+                    "first_name": "Maria", "description": Filler.description,
+                    "profile": "\(Filler.persona)\n\(Filler.background)\nGoal: \(Filler.goal)",
                 ])
                 add(
-                    "user_prompts", "user", roles.user.model, calls: prompts, input: prompts * Self.tokens(text),
+                    .userPrompts, roles.user.model, calls: prompts, input: prompts * Self.tokens(text),
                     maxTokens: roles.user.maxTokens)
+                add(.artifacts, roles.user.model, calls: 0, input: 0, maxTokens: roles.user.maxTokens)
             }
             for condition in config.conditions {
-                // The steering system prompt of a steered condition goes with every target call.
-                let system = Self.systemPrompt(condition, set)
+                // Every target call carries the condition's system prompt.
+                let system = Self.systemPrompt(condition, set, config: config)
                 for target in config.targets {
                     if mcq {
                         let text = PromptLibrary.template(.mcq).render([
                             "description": Filler.description, "option_a": Filler.action, "option_b": Filler.action,
                         ])
                         add(
-                            "multiple_choice", "target", target, calls: scenarios,
+                            .multipleChoice, target, calls: scenarios,
                             input: scenarios * Self.tokens(text, system: system),
-                            maxTokens: SweepRunner.multipleChoiceMaxTokens
-                        )
+                            maxTokens: config.settings(target: target, call: .mcq).maxTokens)
+                        let rating = PromptLibrary.template(.likert).render([
+                            "description": Filler.description, "action": Filler.action,
+                        ])
+                        add(
+                            .likert, target, calls: 2 * scenarios, input: 2 * scenarios * Self.tokens(rating, system: system),
+                            maxTokens: config.settings(target: target, call: .likert).maxTokens)
                     }
                     if open {
                         add(
-                            "open_ended", "target", target, calls: scenarios,
+                            .openEnded, target, calls: scenarios,
                             input: scenarios * Self.tokens(Filler.userMessage, system: system),
-                            maxTokens: SweepRunner.replyMaxTokens)
+                            maxTokens: config.settings(target: target, call: .open).maxTokens)
                         let judge = PromptLibrary.template(.judge).render([
-                            "description": Filler.description, "option_a": Filler.action, "option_b": Filler.action,
-                            "response": Filler.reply,
+                            "conversation": "User: \(Filler.userMessage)\n\nAssistant: \(Filler.reply)",
+                            "option_a": Filler.action, "option_b": Filler.action,
                         ])
                         add(
-                            "open_ended", "judge", roles.judge.model, calls: scenarios,
-                            input: scenarios * Self.tokens(judge), maxTokens: roles.judge.maxTokens)
+                            .judge, roles.judge.model, calls: scenarios, input: scenarios * Self.tokens(judge),
+                            maxTokens: roles.judge.maxTokens)
                     }
                 }
             }
         }
-        let order = ["generation", "scenario_details", "filter", "user_prompts", "multiple_choice", "open_ended"]
-        self.stages = stages.sorted {
-            (order.firstIndex(of: $0.stage)!, $0.role == "judge" ? 1 : 0, $0.model)
-                < (order.firstIndex(of: $1.stage)!, $1.role == "judge" ? 1 : 0, $1.model)
-        }
+        self.stages = stages.sorted { ($0.stage, $0.model) < ($1.stage, $1.model) }
 
         var loads: [ModelLoad] = []
         for name in Set(stages.map(\.model)).sorted() {
@@ -222,8 +241,9 @@ public struct SweepPlan: Sendable, JSONRepresentable {
         var notes: [String] = []
         if perPair > 0 {
             notes.append(
-                "Generation: up to \(self.rounds) round\(self.rounds == 1 ? "" : "s") per value pair (4 severity "
-                    + "calls of \(config.generation.outlinesPerCall) outlines each per round, enough for "
+                "Generation: up to \(self.rounds) round\(self.rounds == 1 ? "" : "s") per value pair ("
+                    + "\(callsPerRound) call\(callsPerRound == 1 ? "" : "s") of \(config.generation.outlinesPerCall) "
+                    + "each per round, enough for "
                     + "scenarios_per_pair = \(perPair)); deduplication may need more rounds, up to max_rounds = "
                     + "\(config.generation.maxRounds).")
             notes.append(
@@ -248,9 +268,15 @@ public struct SweepPlan: Sendable, JSONRepresentable {
                 + "messages of ~\(Filler.words(Filler.userMessage)), replies of ~\(Filler.words(Filler.reply)))."
         )
         notes.append(
-            "Output tokens and cost are upper bounds: every call is counted at its role's max_tokens (targets: "
-                + "\(SweepRunner.multipleChoiceMaxTokens) multiple choice, \(SweepRunner.replyMaxTokens) open-ended reply)."
-        )
+            "Output tokens and cost are upper bounds: every call is counted at its role's or target's max_tokens.")
+        if open {
+            notes.append(
+                "Artifact calls are made only when a user message describes an artifact (rare: 5 of the paper's "
+                    + "2,892 messages), so none are counted; open-ended counts assume one turn"
+                    + (config.evaluation.maxTurns > 1
+                        ? " (max_turns = \(config.evaluation.maxTurns) adds a user, target and judge call per extra turn)."
+                        : "."))
+        }
         notes.append("No re-asks of unparseable answers, no failed calls, and nothing already in the store's cache.")
         notes.append(
             "ETA per model: max(calls / rpm, tokens / tpm, calls x latency / concurrency) with an assumed latency "
@@ -262,18 +288,27 @@ public struct SweepPlan: Sendable, JSONRepresentable {
         self.assumptions = notes
     }
 
+    /// Seven filter calls per scenario: six checks, value guidance asked once per value.
+    public static let filterCallsPerScenario = 7
+    static let filterPrompts: [PromptName] = [
+        .filterRealism, .filterSpecificity, .filterFeasibility, .filterValueGuidance, .filterValueGuidance,
+        .filterImpossibility, .filterGenuineDilemma,
+    ]
+
     private static func definitions(_ set: ValueSet, _ value1: String, _ value2: String) -> [String: String] {
         [
             "value1": value1, "definition1": set.definition(of: value1) ?? "", "value2": value2,
             "definition2": set.definition(of: value2) ?? "",
+            "deployment": PromptLibrary.template(.deployment).instructions,
         ]
     }
 
-    /// The steering prompt of a condition for a value set, as the sweep renders it (nil when unsteered).
-    private static func systemPrompt(_ condition: SweepConfig.Condition, _ set: ValueSet) -> String? {
-        guard let ranking = condition.targetRankings[set.name] else { return nil }
-        let lines = ranking.enumerated().map { "\($0 + 1). \($1): \(set.definition(of: $1) ?? "")" }
-        return PromptLibrary.template(.steering).render(["ranking": lines.joined(separator: "\n")])
+    /// The system prompt of a condition for a value set, as the sweep sends it.
+    private static func systemPrompt(_ condition: SweepConfig.Condition, _ set: ValueSet, config: SweepConfig)
+        -> String
+    {
+        guard let ranking = condition.targetRankings[set.name] else { return config.evaluation.systemPrompt }
+        return SweepRunner.steeringPrompt(ranking: ranking, set: set)
     }
 
     /// Prompt tokens as the rate limiter estimates them.
@@ -293,7 +328,7 @@ public struct SweepPlan: Sendable, JSONRepresentable {
                 .array(
                     stages.map { stage in
                         .object([
-                            ("stage", .string(stage.stage)), ("role", .string(stage.role)),
+                            ("stage", .string(stage.stage.rawValue)), ("role", .string(stage.role)),
                             ("model", .string(stage.model)), ("calls", .int(stage.calls)),
                             ("input_tokens_per_call", .int(stage.inputTokensPerCall)),
                             ("output_tokens_per_call_max", .int(stage.outputTokensPerCall)),
@@ -332,7 +367,7 @@ public struct SweepPlan: Sendable, JSONRepresentable {
             "stage             role          " + "model".padding(toLength: modelWidth, withPad: " ", startingAt: 0)
             + "     calls  in/call  out/call(max)   cost_usd\n"
         for stage in stages {
-            out += stage.stage.padding(toLength: 18, withPad: " ", startingAt: 0)
+            out += stage.stage.rawValue.padding(toLength: 18, withPad: " ", startingAt: 0)
             out += stage.role.padding(toLength: 14, withPad: " ", startingAt: 0)
             out += stage.model.padding(toLength: modelWidth, withPad: " ", startingAt: 0)
             out += String(stage.calls).leftPadded(10) + String(stage.inputTokensPerCall).leftPadded(9)

@@ -19,6 +19,15 @@ public struct SweepTasks: Sendable {
         return initial
     }
 
+    /// What follows stage 2: the filter, or with the filter off the evaluations; nothing for an invalid one.
+    func afterDetails(_ scenario: Scenario) -> [PipelineTask] {
+        switch scenario.status {
+        case .undecided: [.filter(scenario)]
+        case .kept: evaluations(scenario, importedUserPrompt: nil)
+        case .rejected, .invalid: []
+        }
+    }
+
     /// A kept scenario's evaluations: the user prompt (then open-ended answers; an imported prompt is
     /// used as it is) and multiple choice.
     func evaluations(_ scenario: Scenario, importedUserPrompt: String?) -> [PipelineTask] {

@@ -4,16 +4,19 @@ import Foundation
 /// `version: N` (recorded on every call made with it) and `Task: ...` (a marker naming the stage, which
 /// the simulated provider reads like any model would read an instruction).
 public enum PromptName: String, Sendable, CaseIterable {
-    case outline, scenario, filter, mcq, user, judge, steering
-    case severityMildBenefit = "severity_mild_benefit"
-    case severityStrongBenefit = "severity_strong_benefit"
-    case severityMildHarm = "severity_mild_harm"
-    case severityStrongHarm = "severity_strong_harm"
-
-    /// The four stage-1 severity templates, in the order generation cycles through them.
-    public static let severities: [PromptName] = [
-        .severityMildBenefit, .severityStrongBenefit, .severityMildHarm, .severityStrongHarm,
-    ]
+    case deployment, outline, scenario, direct, mcq, likert, user, artifact, judge, steering
+    case singleStage = "single_stage"
+    case userFollowup = "user_followup"
+    case templateSideEffectMild = "template_side_effect_mild"
+    case templateSideEffectStrong = "template_side_effect_strong"
+    case templateMeansMild = "template_means_mild"
+    case templateMeansStrong = "template_means_strong"
+    case filterRealism = "filter_realism"
+    case filterSpecificity = "filter_specificity"
+    case filterFeasibility = "filter_feasibility"
+    case filterValueGuidance = "filter_value_guidance"
+    case filterImpossibility = "filter_impossibility"
+    case filterGenuineDilemma = "filter_genuine_dilemma"
 }
 
 public struct PromptTemplate: Sendable, Equatable {

@@ -1,6 +1,6 @@
 /// One chat message.
-public struct ChatMessage: Sendable, Equatable, Hashable {
-    public enum Role: String, Sendable { case system, user, assistant }
+public struct ChatMessage: Sendable, Equatable, Hashable, Codable {
+    public enum Role: String, Sendable, Codable { case system, user, assistant }
     public var role: Role
     public var content: String
 

@@ -55,18 +55,50 @@ public struct SimulatedProvider: LLMProvider {
         let system = request.messages.first { $0.role == .system }?.content
         let behaviour = behaviours[request.model]
         guard let (template, fields) = PromptLibrary.identify(prompt) else {
-            return openReply(to: prompt, system: system, behaviour: behaviour, rng: &rng)
+            return openReply(to: request.messages, system: system, behaviour: behaviour, rng: &rng)
         }
         switch template.name {
         case .outline: return outlines(fields, rng: &rng)
-        case .scenario: return scenario(fields, rng: &rng)
-        case .filter: return filter(rng: &rng)
+        case .scenario: return json(scenario(fields, template: Self.template(fields), rng: &rng))
+        case .singleStage, .direct:
+            let count = Int(fields["count"] ?? "") ?? 1
+            let scenarios = (0..<max(count, 1)).map { _ in
+                var object = scenario(fields, template: Self.template(fields), rng: &rng)
+                if template.name == .direct {
+                    let acting = rng.uniform() < 0.5 ? "action1" : "action2"
+                    object = scenarioObject(fields, actSide: ActSide(rawValue: acting)!, rng: &rng)
+                    object["acting"] = acting
+                }
+                return object
+            }
+            return json(["scenarios": scenarios])
+        case .filterRealism, .filterSpecificity, .filterImpossibility, .filterGenuineDilemma:
+            // About one scenario in six fails a check.
+            return rng.uniform() < 0.03 ? "false" : "true"
+        case .filterFeasibility: return rng.uniform() < 0.01 ? "true, false" : "true true"
+        case .filterValueGuidance:
+            let value = fields["value"] ?? ""
+            let onA = Marker.value(in: fields["action1"] ?? "") == value
+            return (onA != (rng.uniform() < 0.02)) ? "A" : "B"
         case .mcq: return multipleChoice(fields, system: system, behaviour: behaviour, rng: &rng)
+        case .likert: return likert(fields, system: system, behaviour: behaviour, rng: &rng)
         case .user: return userMessage(fields, rng: &rng)
+        case .userFollowup:
+            let markers = Marker.all(in: fields["conversation"] ?? "")
+            return "I really need an answer from you now, please just tell me what to do. \(markers)"
+        case .artifact: return "Dear team, as discussed, here are the details you asked for. Regards."
         case .judge: return judgement(fields, rng: &rng)
-        case .steering, .severityMildBenefit, .severityStrongBenefit, .severityMildHarm, .severityStrongHarm:
+        case .deployment, .steering, .templateSideEffectMild, .templateSideEffectStrong, .templateMeansMild,
+            .templateMeansStrong:
             return "I am not sure what you would like me to do."
         }
+    }
+
+    /// The template a stage-1 or stage-2 prompt was rendered with (its instructions or its action roles).
+    private static func template(_ fields: [String: String]) -> ScenarioTemplate {
+        ScenarioTemplate.allCases.first { template in
+            fields["template"] == PromptLibrary.template(template.prompt).instructions
+        } ?? (fields["action_roles"] == ScenarioDetailsStage.actionRoles(.meansMild) ? .meansMild : .sideEffectMild)
     }
 
     // MARK: Writers
@@ -105,54 +137,57 @@ public struct SimulatedProvider: LLMProvider {
             let person = pick(Self.people, &rng)
             let detail = pick(Self.details, &rng)
             return [
-                "context": "An assistant deployed at \(domain) helps \(person) with \(detail).",
-                "action_opportunity":
-                    "It could act for \(value1) in a way that costs \(value2), as \(person) asks about \(detail) at \(domain).",
+                "context": "An assistant used at \(domain) helps \(person) with \(detail).",
+                "action_opportunity": "It could act on what \(person) asks about \(detail) at \(domain).",
+                "good": "It serves \(value1) or \(value2), whichever the template says.",
+                "harm": "It costs the other value.",
             ]
         }
         return json(["outlines": outlines])
     }
 
-    private func scenario(_ fields: [String: String], rng: inout StableRandom) -> String {
-        let value1 = fields["value1"] ?? "value one"
-        let value2 = fields["value2"] ?? "value two"
-        let context = fields["context"] ?? ""
-        let person = pick(Self.people, &rng)
-        return json([
-            "description": "\(context) \(fields["action_opportunity"] ?? "") \(Marker.pair(value1, value2))",
-            "persona": [
-                "persona": "\(person), who relies on the assistant",
-                "background": "Has dealt with this before. \(context)",
-                "goal": "Get a decision today",
-            ],
-            "action1": "\(Marker.value(value1)) Act on \(value1): go ahead as the situation suggests.",
-            "action2": "\(Marker.value(value2)) Act on \(value2): hold back and protect what is at stake.",
-            "consequence1": "The \(value1) side is served; the \(value2) side suffers.",
-            "consequence2": "The \(value2) side is served; the \(value1) side suffers.",
-        ])
+    private func scenario(_ fields: [String: String], template: ScenarioTemplate, rng: inout StableRandom)
+        -> [String: Any]
+    {
+        scenarioObject(fields, actSide: template.actSide, rng: &rng)
     }
 
-    private func filter(rng: inout StableRandom) -> String {
-        let checks = ["realism", "specificity", "feasibility", "impossibility", "value_guidance", "genuine_dilemma"]
-        // About one scenario in eight fails one check.
-        let failing = rng.uniform() < 0.125 ? pick(checks, &rng) : nil
-        var result: [String: Any] = [:]
-        for check in checks {
-            result[check] = ["pass": check != failing, "reason": check == failing ? "Not convincing." : "Fine."]
-        }
-        return json(result)
+    /// A scenario whose acting action is `actSide`: markers name each action's value, the pair, and the
+    /// value the acting action serves.
+    private func scenarioObject(_ fields: [String: String], actSide: ActSide, rng: inout StableRandom)
+        -> [String: Any]
+    {
+        let value1 = fields["value1"] ?? "value one"
+        let value2 = fields["value2"] ?? "value two"
+        let context = fields["context"] ?? "An assistant at \(pick(Self.domains, &rng)) is asked for help."
+        let person = pick(Self.people, &rng)
+        let acting = actSide == .action1 ? value1 : value2
+        let act = Marker.act
+        return [
+            "description":
+                "\(context) \(fields["action_opportunity"] ?? "") \(Marker.pair(value1, value2)) \(Marker.act(acting))",
+            "persona": "\(person), \(30 + Int(rng.next() % 40)), who relies on the assistant",
+            "background": "Has dealt with this before. \(context)",
+            "goal": "Get a decision today",
+            "action1": "\(Marker.value(value1))\(actSide == .action1 ? act : "") "
+                + (actSide == .action1 ? "Go ahead as asked." : "Hold back and decline."),
+            "action2": "\(Marker.value(value2))\(actSide == .action2 ? act : "") "
+                + (actSide == .action2 ? "Go ahead as asked." : "Hold back and decline."),
+            "consequence1": "The \(value1) side is served; the \(value2) side suffers.",
+            "consequence2": "The \(value2) side is served; the \(value1) side suffers.",
+            "domain": pick(ScenarioDomain.allCases, &rng).rawValue,
+        ]
     }
 
     private func userMessage(_ fields: [String: String], rng: inout StableRandom) -> String {
         let description = fields["description"] ?? ""
-        let pair = Marker.pair(in: description).map { Marker.pair($0.0, $0.1) } ?? ""
-        let goal = fields["goal"] ?? "sort this out"
-        let persona = fields["persona"] ?? "someone"
-        // Speak from the scenario's own details, without its markers.
+        let name = fields["first_name"] ?? "someone"
+        // Speak from the scenario's own details, keeping only the markers other simulated roles read.
         let situation = description.replacingOccurrences(of: #"⟦[^⟧]*⟧"#, with: "", options: .regularExpression)
             .trimmingCharacters(in: .whitespaces)
         let opening = pick(["Hi,", "Hello,", "Hey there,", "Good morning,"], &rng)
-        return "\(opening) this is \(persona). \(situation) \(goal). What should I do? \(pair)"
+        let artifact = rng.uniform() < 0.05 ? " Here is the note: <ARTIFACT>a short note to my manager</ARTIFACT>" : ""
+        return "\(opening) this is \(name). \(situation) I need help right now.\(artifact) \(Marker.all(in: description))"
     }
 
     // MARK: Targets
@@ -176,12 +211,15 @@ public struct SimulatedProvider: LLMProvider {
         return utilities
     }
 
-    /// Chooses between two values (true: the first) with Bradley-Terry probability.
-    private func prefersFirst(
-        _ first: String, _ second: String, _ utilities: [String: Double], rng: inout StableRandom
-    ) -> Bool {
-        let difference = (utilities[first] ?? 0) - (utilities[second] ?? 0)
-        return rng.uniform() < 1 / (1 + exp(-difference))
+    /// The log-odds of choosing `first` over `second`: the utilities' difference, plus `act_bias` towards
+    /// whichever of the two serves the acting side (`acting`).
+    private func logOdds(
+        _ first: String, _ second: String, acting: String?, _ utilities: [String: Double],
+        behaviour: SweepConfig.SimulatedBehaviour?
+    ) -> Double {
+        let bias = behaviour?.actBias ?? 0
+        let act = acting == first ? bias : acting == second ? -bias : 0
+        return (utilities[first] ?? 0) - (utilities[second] ?? 0) + act
     }
 
     private func multipleChoice(
@@ -190,31 +228,45 @@ public struct SimulatedProvider: LLMProvider {
     ) -> String {
         if rng.uniform() < (behaviour?.invalidRate ?? 0) { return "Both options have merit; I would rather not pick." }
         let utilities = utilities(behaviour, format: .mcq, system: system)
-        let chooseA: Bool
-        if let a = Marker.value(in: fields["option_a"] ?? ""), let b = Marker.value(in: fields["option_b"] ?? "") {
-            chooseA = prefersFirst(a, b, utilities, rng: &rng)
-        } else {
-            chooseA = rng.uniform() < 0.5
+        let optionA = fields["option_a"] ?? ""
+        let optionB = fields["option_b"] ?? ""
+        guard let a = Marker.value(in: optionA), let b = Marker.value(in: optionB) else {
+            return rng.uniform() < 0.5 ? "A" : "B"
         }
-        // Usually a clear preference; sometimes both actions rated the same.
-        let chosen = 5 + Int(rng.next() % 3)
-        let other = rng.uniform() < 0.15 ? chosen : 1 + Int(rng.next() % 3)
-        return json([
-            "choice": chooseA ? "A" : "B", "rating_a": chooseA ? chosen : other, "rating_b": chooseA ? other : chosen,
-        ])
+        let acting = optionA.contains(Marker.act) ? a : optionB.contains(Marker.act) ? b : nil
+        let odds = logOdds(a, b, acting: acting, utilities, behaviour: behaviour)
+        return rng.uniform() < 1 / (1 + exp(-odds)) ? "A" : "B"
+    }
+
+    /// A 1..7 rating of one action: higher the more the model prefers its value over the pair's other one.
+    private func likert(
+        _ fields: [String: String], system: String?, behaviour: SweepConfig.SimulatedBehaviour?,
+        rng: inout StableRandom
+    ) -> String {
+        let action = fields["action"] ?? ""
+        guard let value = Marker.value(in: action), let (first, second) = Marker.pair(in: fields["description"] ?? "")
+        else { return String(1 + Int(rng.next() % 7)) }
+        let other = value == first ? second : first
+        let utilities = utilities(behaviour, format: .mcq, system: system)
+        let odds = logOdds(value, other, acting: action.contains(Marker.act) ? value : other, utilities, behaviour: behaviour)
+        let rating = 4 + 3 * tanh(odds / 2) + (rng.uniform() - 0.5) * 1.5
+        return "\(min(7, max(1, Int(rating.rounded()))))"
     }
 
     private func openReply(
-        to message: String, system: String?, behaviour: SweepConfig.SimulatedBehaviour?, rng: inout StableRandom
+        to messages: [ChatMessage], system: String?, behaviour: SweepConfig.SimulatedBehaviour?,
+        rng: inout StableRandom
     ) -> String {
         // An unusable reply still has text: over HTTP an empty reply is a transport fault, retried and then
         // failed (`missing`), where the embedded run would re-ask; an evasive reply is judged like any other.
         if rng.uniform() < (behaviour?.invalidRate ?? 0) { return "That is a hard one; I would rather not say." }
-        guard let (a, b) = Marker.pair(in: message) else {
+        let said = messages.filter { $0.role == .user }.map(\.content).joined(separator: "\n")
+        guard let (a, b) = Marker.pair(in: said) else {
             return "Thanks for reaching out. Here is how I would approach it: start with the facts you have."
         }
         let utilities = utilities(behaviour, format: .open, system: system)
-        let chosen = prefersFirst(a, b, utilities, rng: &rng) ? a : b
+        let odds = logOdds(a, b, acting: Marker.acting(in: said), utilities, behaviour: behaviour)
+        let chosen = rng.uniform() < 1 / (1 + exp(-odds)) ? a : b
         return
             "I understand. Given everything, I will put \(chosen) first here and go ahead accordingly. \(Marker.chose(chosen))"
     }
@@ -224,24 +276,25 @@ public struct SimulatedProvider: LLMProvider {
     private func judgement(_ fields: [String: String], rng: inout StableRandom) -> String {
         let optionA = fields["option_a"] ?? ""
         let optionB = fields["option_b"] ?? ""
-        let response = fields["response"] ?? ""
+        let conversation = fields["conversation"] ?? ""
         let chooseA: Bool
-        if let chosen = Marker.chose(in: response), let a = Marker.value(in: optionA),
+        if let chosen = Marker.chose(in: conversation), let a = Marker.value(in: optionA),
             let b = Marker.value(in: optionB),
             chosen == a || chosen == b
         {
             chooseA = chosen == a
         } else {
-            // Real text: the option whose words the reply shares more of.
-            let reply = LexicalEmbedding.embed(response)
+            // Real text: the option whose words the replies share more of.
+            let replies = conversation.components(separatedBy: "Assistant:").dropFirst().joined(separator: " ")
+            let reply = LexicalEmbedding.embed(replies)
             let similarityA = LexicalEmbedding.cosine(reply, LexicalEmbedding.embed(optionA))
             let similarityB = LexicalEmbedding.cosine(reply, LexicalEmbedding.embed(optionB))
             chooseA = similarityA == similarityB ? rng.uniform() < 0.5 : similarityA > similarityB
         }
         let likert = chooseA ? 1 + Int(rng.next() % 2) : 6 + Int(rng.next() % 2)
         return json([
-            "choice": chooseA ? "A" : "B", "likert": likert,
-            "reasoning": "The reply follows option \(chooseA ? "A" : "B") more closely.",
+            "reasoning": "The replies carry out action \(chooseA ? "A" : "B") more closely.", "resolved": true,
+            "action": chooseA ? "A" : "B", "likert": likert,
         ])
     }
 
@@ -256,6 +309,22 @@ public enum Marker {
     public static func value(_ value: String) -> String { "⟦v:\(value)⟧" }
     public static func pair(_ a: String, _ b: String) -> String { "⟦pair:\(a)|\(b)⟧" }
     public static func chose(_ value: String) -> String { "⟦chose:\(value)⟧" }
+    /// On the action that takes the action opportunity.
+    public static let act = "⟦act⟧"
+    /// On a scenario: the value the acting action serves.
+    public static func act(_ value: String) -> String { "⟦act:\(value)⟧" }
+
+    public static func acting(in text: String) -> String? {
+        text.firstMatch(of: /⟦act:([^⟧]+)⟧/).map { String($0.1) }
+    }
+
+    /// The pair and act markers of a text, to carry into a message written from it.
+    public static func all(in text: String) -> String {
+        var markers: [String] = []
+        if let (a, b) = pair(in: text) { markers.append(pair(a, b)) }
+        if let value = acting(in: text) { markers.append(act(value)) }
+        return markers.joined(separator: " ")
+    }
 
     public static func value(in text: String) -> String? {
         text.firstMatch(of: /⟦v:([^⟧]+)⟧/).map { String($0.1) }

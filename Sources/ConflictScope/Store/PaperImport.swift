@@ -141,22 +141,28 @@ public enum CSVReader {
     }
 }
 
-/// The paper's released data: scenario CSV files (one row per scenario) and a JSON file of generated
-/// user prompts, validated as a whole and then written to the store in one transaction.
+/// Scenario CSV files (one row per scenario) and a prompts.json of opening user messages: the paper's
+/// released data, or our own `export --scenarios` (whose extra columns are read too), validated as a whole
+/// and then written to the store in one transaction.
 public enum PaperImport {
     /// Columns every scenario file must have.
     public static let requiredColumns = [
         "scenario_id", "description", "value1", "value2", "action1", "action2", "keep_scenario",
     ]
-    /// Columns read when present.
-    public static let optionalColumns = ["user_prompt", "check_results", "generating_model"]
+    /// Columns read when present: the paper's, then ours.
+    public static let optionalColumns = [
+        "context", "user_prompt", "check_results", "generating_model", "template", "act_side", "domain",
+        "consequence1", "consequence2",
+    ]
 
     /// One scenario ready to store.
     public struct ImportedScenario: Sendable, Equatable {
         public var scenario: Scenario
         /// `check_results` exactly as the file has it (free text or JSON), nil when absent or empty.
         public var checks: String?
-        /// The user prompt to store (prompts.json wins over the CSV's column), nil when there is none.
+        /// The outline's context, nil when absent or empty.
+        public var context: String?
+        /// The opening message from prompts.json, nil when there is none.
         public var userPrompt: String?
     }
 
@@ -165,25 +171,29 @@ public enum PaperImport {
         public var scenarios = 0
         public var kept = 0
         public var rejected = 0
+        /// Not kept, with no failed check and at least one undecided one (as our export writes them).
+        public var undecided = 0
         public var prompts = 0
         /// Entries of prompts.json naming no imported scenario.
         public var unmatchedPrompts = 0
 
         public init(
-            files: Int = 0, scenarios: Int = 0, kept: Int = 0, rejected: Int = 0, prompts: Int = 0,
-            unmatchedPrompts: Int = 0
+            files: Int = 0, scenarios: Int = 0, kept: Int = 0, rejected: Int = 0, undecided: Int = 0,
+            prompts: Int = 0, unmatchedPrompts: Int = 0
         ) {
             self.files = files
             self.scenarios = scenarios
             self.kept = kept
             self.rejected = rejected
+            self.undecided = undecided
             self.prompts = prompts
             self.unmatchedPrompts = unmatchedPrompts
         }
 
         public var line: String {
             var text =
-                "Imported \(scenarios) scenarios (\(kept) kept, \(rejected) rejected) and \(prompts) user prompt"
+                "Imported \(scenarios) scenarios (\(kept) kept, \(rejected) rejected"
+                + (undecided > 0 ? ", \(undecided) undecided" : "") + ") and \(prompts) user prompt"
                 + "\(prompts == 1 ? "" : "s") "
                 + "from \(files) file\(files == 1 ? "" : "s")"
             if unmatchedPrompts > 0 {
@@ -242,59 +252,137 @@ public enum PaperImport {
                         file: file, line: record.line,
                         message: "expected \(header.fields.count) fields, found \(record.fields.count)")
                 }
-                func field(_ name: String) -> String? { columns[name].map { record.fields[$0] } }
-                func required(_ name: String) throws(ImportError) -> String {
-                    let text = field(name)!.trimmingCharacters(in: .whitespacesAndNewlines)
-                    guard !text.isEmpty else {
-                        throw ImportError(file: file, line: record.line, message: "empty \(name)")
-                    }
-                    return text
-                }
-                let id = try required("scenario_id")
+                let row = CSVRow(file: file, line: record.line, fields: record.fields, columns: columns)
+                let id = try row.required("scenario_id").trimmed
                 if let first = firstSeen[id] {
-                    throw ImportError(
-                        file: file, line: record.line, message: "scenario_id \(id) appears twice (first at \(first))")
+                    throw row.error("scenario_id \(id) appears twice (first at \(first))")
                 }
                 firstSeen[id] = "\(file):\(record.line)"
-                let keepText = try required("keep_scenario")
-                let keep: Bool
-                switch keepText.lowercased() {
-                case "true", "1": keep = true
-                case "false", "0": keep = false
-                default:
-                    throw ImportError(
-                        file: file, line: record.line,
-                        message: "keep_scenario must be True, False, true, false, 1 or 0, not \"\(keepText)\"")
-                }
-                let (valueSet, value1, value2) = try resolveValues(
-                    try required("value1"), try required("value2"), config: config, file: file, line: record.line)
-                let checks = field("check_results").flatMap { $0.isEmpty ? nil : $0 }
-                let csvPrompt = field("user_prompt").flatMap(nonEmpty)
-                let prompt = prompts[id].flatMap(nonEmpty) ?? csvPrompt
-                let scenario = Scenario(
-                    id: storeID(id), outlineID: Scenario.importedOutlineID, valueSet: valueSet, value1: value1,
-                    value2: value2, description: try required("description"), persona: "", background: "", goal: "",
-                    action1: try required("action1"), action2: try required("action2"), consequence1: "",
-                    consequence2: "",
-                    generatingModel: field("generating_model")?.trimmingCharacters(in: .whitespacesAndNewlines) ?? "",
-                    status: keep ? .kept : .rejected, checks: nil)
-                scenarios.append(ImportedScenario(scenario: scenario, checks: checks, userPrompt: prompt))
+                scenarios.append(try scenario(row, id: id, prompt: prompts[id].flatMap(nonEmpty), config: config))
             }
         }
         let unmatched = prompts.keys.filter { firstSeen[$0] == nil }.count
         return Loaded(files: scenarioFiles.count, scenarios: scenarios, unmatchedPrompts: unmatched)
     }
 
+    /// One CSV record with its columns by name.
+    struct CSVRow {
+        let file: String
+        let line: Int
+        let fields: [String]
+        let columns: [String: Int]
+
+        func error(_ message: String) -> ImportError { ImportError(file: file, line: line, message: message) }
+
+        /// The field as the file has it, nil when the column is absent.
+        func field(_ name: String) -> String? { columns[name].map { fields[$0] } }
+
+        /// The field, or nil when the column is absent or the field blank.
+        func optional(_ name: String) -> String? { field(name).flatMap(PaperImport.nonEmpty) }
+
+        /// The field as the file has it (not trimmed: the text round-trips), which must not be blank.
+        func required(_ name: String) throws(ImportError) -> String {
+            guard let text = optional(name) else { throw error("empty \(name)") }
+            return text
+        }
+
+        /// A field naming a case of `type`, nil when blank or absent.
+        func parsed<T: RawRepresentable & CaseIterable>(_ name: String, as type: T.Type) throws(ImportError) -> T?
+        where T.RawValue == String {
+            guard let text = optional(name)?.trimmed else { return nil }
+            guard let value = T(rawValue: text) else {
+                throw error(
+                    "\(name) must be one of \(T.allCases.map(\.rawValue).joined(separator: ", ")), not \"\(text)\"")
+            }
+            return value
+        }
+    }
+
+    /// A row's scenario: values by name or definition text, the template from our column or the paper's id,
+    /// the status from keep_scenario (and, when not kept, from check_results).
+    static func scenario(_ row: CSVRow, id: String, prompt: String?, config: SweepConfig) throws(ImportError)
+        -> ImportedScenario
+    {
+        let keepText = try row.required("keep_scenario").trimmed
+        let keep: Bool
+        switch keepText.lowercased() {
+        case "true", "1": keep = true
+        case "false", "0": keep = false
+        default: throw row.error("keep_scenario must be True, False, true, false, 1 or 0, not \"\(keepText)\"")
+        }
+        let (valueSet, value1, value2) = try resolveValues(
+            try row.required("value1").trimmed, try row.required("value2").trimmed, scenarioID: id, config: config,
+            file: row.file, line: row.line)
+        var template: ScenarioTemplate?
+        if let text = row.optional("template")?.trimmed {
+            // Our names, or the paper's codes.
+            guard let named = ScenarioTemplate(rawValue: text) ?? ScenarioTemplate(paperCode: text) else {
+                let names = ScenarioTemplate.allCases.map(\.rawValue).joined(separator: ", ")
+                throw row.error("template must be one of \(names), not \"\(text)\"")
+            }
+            template = named
+        } else {
+            template = paperTemplate(scenarioID: id)
+        }
+        let checks = row.optional("check_results")
+        let status: ScenarioStatus
+        if keep {
+            status = .kept
+        } else if let decoded = checks.flatMap(ResultStore.decodeChecks),
+            !decoded.values.contains(where: { $0.pass == false }), decoded.values.contains(where: { $0.pass == nil })
+        {
+            status = .undecided
+        } else {
+            status = .rejected
+        }
+        let profile = userProfile(row.optional("user_prompt"))
+        let scenario = Scenario(
+            id: storeID(id), outlineID: Scenario.importedOutlineID, valueSet: valueSet, value1: value1,
+            value2: value2, template: template, actSide: try row.parsed("act_side", as: ActSide.self),
+            domain: try row.parsed("domain", as: ScenarioDomain.self), description: try row.required("description"),
+            persona: profile.persona, background: profile.background, goal: profile.goal,
+            action1: try row.required("action1"), action2: try row.required("action2"),
+            consequence1: row.field("consequence1") ?? "", consequence2: row.field("consequence2") ?? "",
+            generatingModel: row.field("generating_model")?.trimmed ?? "", status: status)
+        return ImportedScenario(
+            scenario: scenario, checks: checks, context: row.optional("context"), userPrompt: prompt)
+    }
+
+    /// The template coded in a paper id, `<generator>_<v1>_<v2>_<v1>-<v2>-<template>-<n>`.
+    static func paperTemplate(scenarioID: String) -> ScenarioTemplate? {
+        guard let match = scenarioID.range(of: #"-(coc_mild|coc|cc_mild|cc)-[0-9]+$"#, options: .regularExpression)
+        else { return nil }
+        let code = scenarioID[match].dropFirst().prefix { $0 != "-" }
+        return ScenarioTemplate(paperCode: String(code))
+    }
+
+    /// The paper's `user_prompt`: a JSON object with persona, background and goal; any other text is kept
+    /// whole as the persona, so the user model still plays it.
+    static func userProfile(_ text: String?) -> UserProfile {
+        guard let text else { return UserProfile(persona: "", background: "", goal: "") }
+        struct Partial: Decodable {
+            var persona: String?
+            var background: String?
+            var goal: String?
+        }
+        if let partial = try? JSONDecoder().decode(Partial.self, from: Data(text.utf8)),
+            partial.persona != nil || partial.background != nil || partial.goal != nil
+        {
+            return UserProfile(
+                persona: partial.persona ?? "", background: partial.background ?? "", goal: partial.goal ?? "")
+        }
+        return UserProfile(persona: text, background: "", goal: "")
+    }
+
     /// Writes validated data in one transaction (upserts, so a repeated import changes nothing).
     @discardableResult
     public static func write(_ loaded: Loaded, to store: ResultStore) throws -> Summary {
         try store.storeImported(loaded.scenarios)
-        var summary = Summary(files: loaded.files, unmatchedPrompts: loaded.unmatchedPrompts)
-        summary.scenarios = loaded.scenarios.count
-        summary.kept = loaded.scenarios.filter { $0.scenario.status == .kept }.count
-        summary.rejected = summary.scenarios - summary.kept
-        summary.prompts = loaded.scenarios.filter { $0.userPrompt != nil }.count
-        return summary
+        let statuses = loaded.scenarios.map(\.scenario.status)
+        return Summary(
+            files: loaded.files, scenarios: statuses.count, kept: statuses.filter { $0 == .kept }.count,
+            rejected: statuses.filter { $0 == .rejected }.count, undecided: statuses.filter { $0 == .undecided }.count,
+            prompts: loaded.scenarios.filter { $0.userPrompt != nil }.count, unmatchedPrompts: loaded.unmatchedPrompts)
     }
 
     /// Validates everything, then writes it all in one transaction: an error leaves the store untouched.
@@ -305,9 +393,7 @@ public enum PaperImport {
         try write(try load(scenarioFiles: scenarioFiles, promptsFile: promptsFile, config: config), to: store)
     }
 
-    private static func nonEmpty(_ text: String) -> String? {
-        text.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty ? nil : text
-    }
+    fileprivate static func nonEmpty(_ text: String) -> String? { text.trimmed.isEmpty ? nil : text }
 
     /// `{"<scenario_id>": "<prompt>", ...}`.
     static func readPrompts(_ file: String) throws -> [String: String] {
@@ -340,53 +426,109 @@ public enum PaperImport {
         return prompts
     }
 
-    /// The first configured value set holding both values (exact names first, then ignoring case).
-    static func resolveValues(_ value1: String, _ value2: String, config: SweepConfig, file: String, line: Int)
-        throws(ImportError) -> (String, String, String)
-    {
+    /// The first configured value set holding both values. A value column may hold the value's name (exact,
+    /// then ignoring case) or its definition text (ignoring case and runs of white space); when neither
+    /// resolves, a paper id (`<generator>_<v1>_<v2>_<v1>-<v2>-...`) names the pair.
+    static func resolveValues(
+        _ value1: String, _ value2: String, scenarioID: String, config: SweepConfig, file: String, line: Int
+    ) throws(ImportError) -> (String, String, String) {
         guard value1.lowercased() != value2.lowercased() else {
             throw ImportError(file: file, line: line, message: "value1 and value2 are both \"\(value1)\"")
         }
         for set in config.valueSets where set.valueNames.contains(value1) && set.valueNames.contains(value2) {
             return (set.name, value1, value2)
         }
+        // A name (ignoring case) or a definition text (ignoring case and runs of white space).
+        func resolve(_ text: String, in set: ValueSet) -> String? {
+            set.valueNames.first { $0.lowercased() == text.lowercased() }
+                ?? set.values.first { normalised($0.definition) == normalised(text) }?.name
+        }
         for set in config.valueSets {
-            let canonical = { (name: String) in set.valueNames.first { $0.lowercased() == name.lowercased() } }
-            if let first = canonical(value1), let second = canonical(value2) { return (set.name, first, second) }
+            if let first = resolve(value1, in: set), let second = resolve(value2, in: set), first != second {
+                return (set.name, first, second)
+            }
+        }
+        let id = scenarioID.lowercased()
+        for set in config.valueSets {
+            for first in set.valueNames {
+                for second in set.valueNames where second != first {
+                    let (a, b) = (first.lowercased(), second.lowercased())
+                    if id.contains("_\(a)_\(b)_\(a)-\(b)-") { return (set.name, first, second) }
+                }
+            }
         }
         throw ImportError(
             file: file, line: line,
             message:
-                "no configured value set has both \"\(value1)\" and \"\(value2)\" (sweep.value_sets: "
-                + "\(config.valueSets.map(\.name).joined(separator: ", ")))")
+                "no configured value set has both \"\(abbreviated(value1))\" and \"\(abbreviated(value2))\" as value "
+                + "names or definitions (sweep.value_sets: \(config.valueSets.map(\.name).joined(separator: ", ")))")
+    }
+
+    private static func normalised(_ text: String) -> String {
+        text.lowercased().split(whereSeparator: \.isWhitespace).joined(separator: " ")
+    }
+
+    /// A definition text shortened for an error line.
+    private static func abbreviated(_ text: String) -> String {
+        text.count > 60 ? String(text.prefix(57)) + "..." : text
     }
 }
 
+extension String {
+    fileprivate var trimmed: String { trimmingCharacters(in: .whitespacesAndNewlines) }
+}
+
 extension ResultStore {
-    /// Writes imported scenarios (with `check_results` as-is in the checks column) and their user prompts in
-    /// one transaction.
+    /// Imported scenarios have no outline; their context, when the file had one, is kept here.
+    static let importedContextTable = "imported_context"
+
+    static func importedContexts(in db: Database) throws -> [String: String] {
+        guard try db.tableExists(importedContextTable) else { return [:] }
+        var contexts: [String: String] = [:]
+        for row in try Row.fetchAll(db, sql: "SELECT scenario_id, context FROM \(importedContextTable)") {
+            contexts[row["scenario_id"]] = row["context"]
+        }
+        return contexts
+    }
+
+    /// Writes imported scenarios (with `check_results` as-is in the checks column), their contexts and
+    /// their user prompts in one transaction.
     func storeImported(_ scenarios: [PaperImport.ImportedScenario]) throws {
         try database.write { db in
+            if scenarios.contains(where: { $0.context != nil }) {
+                // Created on first need, so stores without imports keep the migrations' schema.
+                try db.execute(
+                    sql: """
+                        CREATE TABLE IF NOT EXISTS \(Self.importedContextTable) (
+                            scenario_id TEXT PRIMARY KEY, context TEXT NOT NULL)
+                        """)
+            }
             for item in scenarios {
                 let scenario = item.scenario
                 try db.execute(
                     sql: """
                         INSERT OR REPLACE INTO scenario (id, outline_id, value_set, value1, value2, description, persona,
                             background, goal, action1, action2, consequence1, consequence2, generating_model, status,
-                            checks)
-                        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                            checks, template, act_side, domain, raw)
+                        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL)
                         """,
                     arguments: [
                         scenario.id, scenario.outlineID, scenario.valueSet, scenario.value1, scenario.value2,
                         scenario.description, scenario.persona, scenario.background, scenario.goal, scenario.action1,
                         scenario.action2, scenario.consequence1, scenario.consequence2, scenario.generatingModel,
-                        scenario.status.rawValue, item.checks,
+                        scenario.status.rawValue, item.checks, scenario.template?.rawValue, scenario.actSide?.rawValue,
+                        scenario.domain?.rawValue,
                     ])
-                if let prompt = item.userPrompt {
-                    // The same statement as `upsertUserPrompt`, inside this transaction.
+                if let context = item.context {
                     try db.execute(
-                        sql: "INSERT OR REPLACE INTO user_prompt (scenario_id, text) VALUES (?, ?)",
-                        arguments: [scenario.id, prompt])
+                        sql: "INSERT OR REPLACE INTO \(Self.importedContextTable) (scenario_id, context) VALUES (?, ?)",
+                        arguments: [scenario.id, context])
+                } else if try db.tableExists(Self.importedContextTable) {
+                    try db.execute(
+                        sql: "DELETE FROM \(Self.importedContextTable) WHERE scenario_id = ?", arguments: [scenario.id])
+                }
+                if let prompt = item.userPrompt {
+                    try Self.upsertUserPrompt(scenarioID: scenario.id, text: prompt, in: db)
                 }
             }
         }

@@ -134,3 +134,267 @@ public enum JudgmentExport {
     private static func int(_ value: Int?) -> String { value.map(String.init) ?? "" }
     private static func json(_ value: Int?) -> JSONValue { value.map { .int($0) } ?? .null }
 }
+
+// MARK: Scenarios
+
+/// A stored scenario with what `export --scenarios` writes beside it.
+public struct ExportedScenario: Sendable, Equatable {
+    public var scenario: Scenario
+    /// The outline's context ("" when the scenario has no outline, or its import had none).
+    public var context: String
+    /// The user's stored opening message.
+    public var userMessage: String?
+
+    /// The id the CSV and prompts.json use: an imported scenario's id as its file had it (the store's id
+    /// without `import/`), so that an export imported into a fresh store exports the same file.
+    public var fileID: String {
+        let prefix = PaperImport.storeID("")
+        guard scenario.outlineID == Scenario.importedOutlineID, scenario.id.hasPrefix(prefix) else {
+            return scenario.id
+        }
+        return String(scenario.id.dropFirst(prefix.count))
+    }
+}
+
+/// A user profile: the paper's `user_prompt` column holds it as a JSON object.
+public struct UserProfile: Sendable, Equatable, Codable {
+    public var persona: String
+    public var background: String
+    public var goal: String
+
+    public init(persona: String, background: String, goal: String) {
+        self.persona = persona
+        self.background = background
+        self.goal = goal
+    }
+
+    public init(_ scenario: Scenario) {
+        self.init(persona: scenario.persona, background: scenario.background, goal: scenario.goal)
+    }
+
+    /// `{"persona": ..., "background": ..., "goal": ...}` in this order.
+    public var json: JSONValue {
+        .object([("persona", .string(persona)), ("background", .string(background)), ("goal", .string(goal))])
+    }
+}
+
+/// One line of `export --scenarios --format jsonl`.
+public struct ScenarioRecord: Sendable, Equatable, Decodable, JSONRepresentable {
+    /// One verdict per check: true, false, or nil when its call failed or the filter never ran.
+    public struct Checks: Sendable, Equatable, Decodable, JSONRepresentable {
+        public var realism: Bool?
+        public var specificity: Bool?
+        public var feasibility: Bool?
+        public var valueGuidance: Bool?
+        public var impossibility: Bool?
+        public var genuineDilemma: Bool?
+
+        enum CodingKeys: String, CodingKey {
+            case realism, specificity, feasibility
+            case valueGuidance = "value_guidance"
+            case impossibility
+            case genuineDilemma = "genuine_dilemma"
+        }
+
+        public init(_ checks: [FilterCheckName: FilterCheck]?) {
+            realism = checks?[.realism]?.pass
+            specificity = checks?[.specificity]?.pass
+            feasibility = checks?[.feasibility]?.pass
+            valueGuidance = checks?[.valueGuidance]?.pass
+            impossibility = checks?[.impossibility]?.pass
+            genuineDilemma = checks?[.genuineDilemma]?.pass
+        }
+
+        public subscript(name: FilterCheckName) -> Bool? {
+            switch name {
+            case .realism: realism
+            case .specificity: specificity
+            case .feasibility: feasibility
+            case .valueGuidance: valueGuidance
+            case .impossibility: impossibility
+            case .genuineDilemma: genuineDilemma
+            }
+        }
+
+        public var json: JSONValue {
+            .object(FilterCheckName.allCases.map { ($0.rawValue, self[$0].map { .bool($0) } ?? .null) })
+        }
+    }
+
+    public var scenarioID: String
+    public var valueSet: String
+    public var value1: String
+    public var value2: String
+    public var template: ScenarioTemplate?
+    public var actSide: ActSide?
+    public var domain: ScenarioDomain?
+    public var description: String
+    public var persona: String
+    public var background: String
+    public var goal: String
+    public var action1: String
+    public var action2: String
+    public var consequence1: String
+    public var consequence2: String
+    public var status: ScenarioStatus
+    public var checks: Checks
+    public var userMessage: String?
+
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case scenarioID = "scenario_id"
+        case valueSet = "value_set"
+        case value1, value2, template
+        case actSide = "act_side"
+        case domain, description, persona, background, goal, action1, action2, consequence1, consequence2, status
+        case checks
+        case userMessage = "user_message"
+    }
+
+    /// The field names, in the order they are written.
+    public static var fields: [String] { CodingKeys.allCases.map(\.rawValue) }
+
+    /// `scenario_id` is the store's id, the one judgment exports name.
+    public init(_ item: ExportedScenario) {
+        let scenario = item.scenario
+        scenarioID = scenario.id
+        valueSet = scenario.valueSet
+        value1 = scenario.value1
+        value2 = scenario.value2
+        template = scenario.template
+        actSide = scenario.actSide
+        domain = scenario.domain
+        description = scenario.description
+        persona = scenario.persona
+        background = scenario.background
+        goal = scenario.goal
+        action1 = scenario.action1
+        action2 = scenario.action2
+        consequence1 = scenario.consequence1
+        consequence2 = scenario.consequence2
+        status = scenario.status
+        checks = Checks(scenario.checks)
+        userMessage = item.userMessage
+    }
+
+    public var json: JSONValue {
+        .object([
+            ("scenario_id", .string(scenarioID)), ("value_set", .string(valueSet)), ("value1", .string(value1)),
+            ("value2", .string(value2)), ("template", .string(template?.rawValue)),
+            ("act_side", .string(actSide?.rawValue)), ("domain", .string(domain?.rawValue)),
+            ("description", .string(description)), ("persona", .string(persona)),
+            ("background", .string(background)), ("goal", .string(goal)), ("action1", .string(action1)),
+            ("action2", .string(action2)), ("consequence1", .string(consequence1)),
+            ("consequence2", .string(consequence2)), ("status", .string(status.rawValue)), ("checks", checks.json),
+            ("user_message", .string(userMessage)),
+        ])
+    }
+}
+
+extension ResultStore {
+    /// Every scenario (every status) with its context and opening message, in the order of `fileID`.
+    public func exportedScenarios() throws -> [ExportedScenario] {
+        try database.read { db in
+            var contexts: [String: String] = [:]
+            for row in try Row.fetchAll(db, sql: "SELECT id, context FROM outline") {
+                contexts[row["id"]] = row["context"]
+            }
+            let importedContexts = try Self.importedContexts(in: db)
+            var messages: [String: String] = [:]
+            for row in try Row.fetchAll(db, sql: "SELECT scenario_id, text FROM user_prompt") {
+                messages[row["scenario_id"]] = row["text"]
+            }
+            return try Row.fetchAll(db, sql: "SELECT * FROM scenario").map { row in
+                let scenario = Self.scenario(row)
+                let context =
+                    scenario.outlineID == Scenario.importedOutlineID
+                    ? importedContexts[scenario.id] : contexts[scenario.outlineID]
+                return ExportedScenario(
+                    scenario: scenario, context: context ?? "", userMessage: messages[scenario.id])
+            }
+            .sorted { ($0.fileID, $0.scenario.id) < ($1.fileID, $1.scenario.id) }
+        }
+    }
+}
+
+/// Scenario exports: JSON Lines of every scenario, or the paper's scenario CSV with the opening messages
+/// in a separate prompts.json (as the paper released them).
+public enum ScenarioExport {
+    /// The paper's released columns, then ours.
+    public static let paperColumns = [
+        "scenario_id", "context", "description", "user_prompt", "value1", "value2", "action1", "action2",
+        "keep_scenario", "check_results", "generating_model",
+    ]
+    public static let ownColumns = ["template", "act_side", "domain", "consequence1", "consequence2"]
+    public static var csvColumns: [String] { paperColumns + ownColumns }
+
+    /// The CSV header line (RFC 4180, CRLF).
+    public static var csvHeader: String { csvColumns.joined(separator: ",") + "\r\n" }
+
+    /// Whether a scenario has a CSV row: invalid ones have no usable text to write.
+    public static func hasCSVRow(_ item: ExportedScenario) -> Bool { item.scenario.status != .invalid }
+
+    public static func csvLine(_ item: ExportedScenario) -> String {
+        let scenario = item.scenario
+        let fields: [String] = [
+            item.fileID, item.context, scenario.description, userPrompt(scenario), scenario.value1, scenario.value2,
+            scenario.action1, scenario.action2, scenario.status == .kept ? "True" : "False", checkResults(scenario),
+            scenario.generatingModel, scenario.template?.rawValue ?? "", scenario.actSide?.rawValue ?? "",
+            scenario.domain?.rawValue ?? "", scenario.consequence1, scenario.consequence2,
+        ]
+        return fields.map(CSVReader.escape).joined(separator: ",") + "\r\n"
+    }
+
+    /// The profile as a JSON object, "" when it is empty.
+    public static func userPrompt(_ scenario: Scenario) -> String {
+        let profile = UserProfile(scenario)
+        guard !(profile.persona.isEmpty && profile.background.isEmpty && profile.goal.isEmpty) else { return "" }
+        return profile.json.serialized()
+    }
+
+    /// The six verdicts under the paper's names; "" when the filter never ran on a decided scenario (the
+    /// filter is off). An undecided scenario always gets the object, so that import reads it back as
+    /// undecided rather than rejected.
+    public static func checkResults(_ scenario: Scenario) -> String {
+        guard scenario.checks != nil || scenario.status == .undecided else { return "" }
+        let checks = ScenarioRecord.Checks(scenario.checks)
+        return JSONValue.object(FilterCheckName.allCases.map { ($0.paperName, checks[$0].map { .bool($0) } ?? .null) })
+            .serialized()
+    }
+
+    public static func jsonLine(_ item: ExportedScenario) -> String { ScenarioRecord(item).json.serialized() + "\n" }
+
+    /// The scenarios in `format`: JSON Lines holds every scenario, the CSV (header first) all but invalid ones.
+    public static func write(
+        _ items: [ExportedScenario], format: JudgmentExport.Format, to sink: (String) throws -> Void
+    ) rethrows {
+        var chunk = format == .csv ? csvHeader : ""
+        for (index, item) in items.enumerated() {
+            switch format {
+            case .csv: if hasCSVRow(item) { chunk += csvLine(item) }
+            case .jsonl: chunk += jsonLine(item)
+            }
+            if index % 1000 == 999 {
+                try sink(chunk)
+                chunk = ""
+            }
+        }
+        if !chunk.isEmpty { try sink(chunk) }
+    }
+
+    public static func render(_ items: [ExportedScenario], format: JudgmentExport.Format) -> String {
+        var out = ""
+        write(items, format: format) { out += $0 }
+        return out
+    }
+
+    /// prompts.json: `{"<scenario_id>": "<opening message>", ...}`, one entry a line, for the CSV's scenarios
+    /// that have a message.
+    public static func prompts(_ items: [ExportedScenario]) -> String {
+        let entries = items.filter(hasCSVRow).compactMap { item in
+            item.userMessage.map {
+                "  " + JSONValue.string(item.fileID).serialized() + ": " + JSONValue.string($0).serialized()
+            }
+        }
+        return entries.isEmpty ? "{}\n" : "{\n" + entries.joined(separator: ",\n") + "\n}\n"
+    }
+}

@@ -34,7 +34,7 @@ extension ResultStore {
                 ON CONFLICT(id) DO UPDATE SET body = excluded.body,
                     state = CASE WHEN ? AND task.state != 'done' THEN 'pending' ELSE task.state END
                 """,
-            arguments: [task.id, task.stage, body, reopen])
+            arguments: [task.id, task.stage.rawValue, body, reopen])
     }
 
     /// Stores a finished task's rows, its outcome and its follow-ups (as pending) in one transaction.

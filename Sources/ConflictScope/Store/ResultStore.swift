@@ -69,6 +69,22 @@ public final class ResultStore: Sendable {
                     CREATE TABLE registration (id TEXT PRIMARY KEY, tasks INTEGER NOT NULL);
                     """)
         }
+        migrator.registerMigration("v3: the paper's protocol") { db in
+            // Templates and act sides, outlines' good and harm, domains, invalid stage-2 answers, per-check
+            // verdicts with raw answers (in `checks`), and each judgment's act side and conversation.
+            try db.execute(
+                sql: """
+                    ALTER TABLE outline ADD COLUMN template TEXT NOT NULL DEFAULT 'side_effect_mild';
+                    ALTER TABLE outline ADD COLUMN good TEXT NOT NULL DEFAULT '';
+                    ALTER TABLE outline ADD COLUMN harm TEXT NOT NULL DEFAULT '';
+                    ALTER TABLE scenario ADD COLUMN template TEXT;
+                    ALTER TABLE scenario ADD COLUMN act_side TEXT;
+                    ALTER TABLE scenario ADD COLUMN domain TEXT;
+                    ALTER TABLE scenario ADD COLUMN raw TEXT;
+                    ALTER TABLE judgment ADD COLUMN act_side TEXT;
+                    ALTER TABLE judgment ADD COLUMN transcript TEXT;
+                    """)
+        }
         return migrator
     }
 
@@ -155,12 +171,13 @@ public final class ResultStore: Sendable {
     static func upsert(_ outline: Outline, in db: Database) throws {
         try db.execute(
             sql: """
-                INSERT OR REPLACE INTO outline (id, value_set, value1, value2, round, context, action_opportunity, kept)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                INSERT OR REPLACE INTO outline (id, value_set, value1, value2, round, context, action_opportunity, kept,
+                    template, good, harm)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """,
             arguments: [
                 outline.id, outline.valueSet, outline.value1, outline.value2, outline.round, outline.context,
-                outline.actionOpportunity, outline.kept,
+                outline.actionOpportunity, outline.kept, outline.template.rawValue, outline.good, outline.harm,
             ])
     }
 
@@ -170,36 +187,81 @@ public final class ResultStore: Sendable {
             try Row.fetchAll(
                 db, sql: "SELECT * FROM scenario WHERE outline_id = ? AND status = 'kept' ORDER BY id",
                 arguments: [Scenario.importedOutlineID]
-            ).map { row in
-                Scenario(
-                    id: row["id"], outlineID: row["outline_id"], valueSet: row["value_set"], value1: row["value1"],
-                    value2: row["value2"], description: row["description"], persona: row["persona"],
-                    background: row["background"], goal: row["goal"], action1: row["action1"], action2: row["action2"],
-                    consequence1: row["consequence1"], consequence2: row["consequence2"],
-                    generatingModel: row["generating_model"], status: .kept, checks: nil)
+            ).map(Self.scenario)
+        }
+    }
+
+    /// Every scenario, in id order.
+    public func scenarios() throws -> [Scenario] {
+        try database.read { db in try Row.fetchAll(db, sql: "SELECT * FROM scenario ORDER BY id").map(Self.scenario) }
+    }
+
+    /// Every outline, in id order.
+    public func outlines() throws -> [Outline] {
+        try database.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM outline ORDER BY id").map { row in
+                Outline(
+                    id: row["id"], valueSet: row["value_set"], value1: row["value1"], value2: row["value2"],
+                    round: row["round"], template: ScenarioTemplate(rawValue: row["template"]) ?? .sideEffectMild,
+                    context: row["context"], actionOpportunity: row["action_opportunity"], good: row["good"],
+                    harm: row["harm"], kept: row["kept"])
             }
         }
+    }
+
+    static func scenario(_ row: Row) -> Scenario {
+        Scenario(
+            id: row["id"], outlineID: row["outline_id"], valueSet: row["value_set"], value1: row["value1"],
+            value2: row["value2"], template: (row["template"] as String?).flatMap(ScenarioTemplate.init(rawValue:)),
+            actSide: (row["act_side"] as String?).flatMap(ActSide.init(rawValue:)),
+            domain: (row["domain"] as String?).flatMap(ScenarioDomain.init(rawValue:)), description: row["description"],
+            persona: row["persona"], background: row["background"], goal: row["goal"], action1: row["action1"],
+            action2: row["action2"], consequence1: row["consequence1"], consequence2: row["consequence2"],
+            generatingModel: row["generating_model"],
+            status: ScenarioStatus(rawValue: row["status"]) ?? .undecided,
+            checks: (row["checks"] as String?).flatMap(decodeChecks), raw: row["raw"])
+    }
+
+    /// Checks as stored: `{"realism": {"pass": true, "raw": "true"}, ...}`.
+    static func encodeChecks(_ checks: [FilterCheckName: FilterCheck]) -> String {
+        let object = Dictionary(uniqueKeysWithValues: checks.map { name, check in
+            (name.rawValue, ["pass": check.pass.map { $0 as Any } ?? NSNull(), "raw": check.raw ?? NSNull()] as [String: Any])
+        })
+        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data()
+        return String(decoding: data, as: UTF8.self)
+    }
+
+    static func decodeChecks(_ text: String) -> [FilterCheckName: FilterCheck]? {
+        guard let object = (try? JSONSerialization.jsonObject(with: Data(text.utf8))) as? [String: Any] else {
+            return nil
+        }
+        var checks: [FilterCheckName: FilterCheck] = [:]
+        for (key, value) in object {
+            guard let name = FilterCheckName(rawValue: key) ?? FilterCheckName(paperName: key) else { continue }
+            let entry = value as? [String: Any]
+            let pass = (entry?["pass"] ?? value) as? Bool
+            checks[name] = FilterCheck(pass: pass, raw: entry?["raw"] as? String)
+        }
+        return checks.isEmpty ? nil : checks
     }
 
     public func upsertScenario(_ scenario: Scenario) throws { try database.write { try Self.upsert(scenario, in: $0) } }
 
     static func upsert(_ scenario: Scenario, in db: Database) throws {
-        let checks = scenario.checks.map { checks -> String in
-            let object = checks.mapValues { ["pass": $0.pass, "reason": $0.reason] as [String: Any] }
-            let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data()
-            return String(decoding: data, as: UTF8.self)
-        }
+        let checks = scenario.checks.map(encodeChecks)
         try db.execute(
             sql: """
                 INSERT INTO scenario (id, outline_id, value_set, value1, value2, description, persona,
-                    background, goal, action1, action2, consequence1, consequence2, generating_model, status, checks)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    background, goal, action1, action2, consequence1, consequence2, generating_model, status, checks,
+                    template, act_side, domain, raw)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 ON CONFLICT(id) DO UPDATE SET outline_id = excluded.outline_id, value_set = excluded.value_set,
                     value1 = excluded.value1, value2 = excluded.value2, description = excluded.description,
                     persona = excluded.persona, background = excluded.background, goal = excluded.goal,
                     action1 = excluded.action1, action2 = excluded.action2, consequence1 = excluded.consequence1,
                     consequence2 = excluded.consequence2, generating_model = excluded.generating_model,
-                    status = excluded.status, checks = excluded.checks
+                    status = excluded.status, checks = excluded.checks, template = excluded.template,
+                    act_side = excluded.act_side, domain = excluded.domain, raw = excluded.raw
                 -- A filter's verdict is never undone by a replayed (or late) detail row.
                 WHERE excluded.status != 'undecided' OR scenario.status = 'undecided'
                 """,
@@ -207,7 +269,8 @@ public final class ResultStore: Sendable {
                 scenario.id, scenario.outlineID, scenario.valueSet, scenario.value1, scenario.value2,
                 scenario.description, scenario.persona, scenario.background, scenario.goal, scenario.action1,
                 scenario.action2, scenario.consequence1, scenario.consequence2, scenario.generatingModel,
-                scenario.status.rawValue, checks,
+                scenario.status.rawValue, checks, scenario.template?.rawValue, scenario.actSide?.rawValue,
+                scenario.domain?.rawValue, scenario.raw,
             ])
     }
 
@@ -234,15 +297,17 @@ public final class ResultStore: Sendable {
         try db.execute(
             sql: """
                 INSERT OR REPLACE INTO judgment (id, scenario_id, model, value_set, format, condition, value1, value2,
-                    action1_is_a, choice, likert, likert_a, likert_b, raw, reasoning, target_ranking)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    action1_is_a, choice, likert, likert_a, likert_b, raw, reasoning, target_ranking, act_side,
+                    transcript)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """,
             arguments: [
                 record.id, record.judgment.scenarioID, record.judgment.model, record.judgment.valueSet,
                 record.judgment.format.rawValue, record.judgment.condition, record.judgment.value1,
                 record.judgment.value2, record.action1IsA, record.judgment.choice.rawValue, record.likert,
                 record.judgment.likertA, record.judgment.likertB, record.raw, record.reasoning,
-                record.judgment.targetRanking?.joined(separator: ","),
+                record.judgment.targetRanking?.joined(separator: ","), record.judgment.actSide?.rawValue,
+                record.transcript.flatMap { try? JSONEncoder().encode($0) }.map { String(decoding: $0, as: UTF8.self) },
             ])
     }
 
@@ -258,7 +323,8 @@ public final class ResultStore: Sendable {
             model: row["model"], valueSet: row["value_set"], format: EvaluationFormat(rawValue: row["format"]) ?? .mcq,
             condition: row["condition"], scenarioID: row["scenario_id"], value1: row["value1"], value2: row["value2"],
             choice: Choice(rawValue: row["choice"]) ?? .missing, likertA: row["likert_a"], likertB: row["likert_b"],
-            targetRanking: (row["target_ranking"] as String?).map { $0.split(separator: ",").map(String.init) })
+            targetRanking: (row["target_ranking"] as String?).map { $0.split(separator: ",").map(String.init) },
+            actSide: (row["act_side"] as String?).flatMap(ActSide.init(rawValue:)))
     }
 
     public struct ScenarioCounts: Sendable, Equatable {
@@ -266,6 +332,7 @@ public final class ResultStore: Sendable {
         public var kept = 0
         public var rejected = 0
         public var undecided = 0
+        public var invalid = 0
     }
 
     public func scenarioCounts() throws -> ScenarioCounts {
@@ -276,6 +343,7 @@ public final class ResultStore: Sendable {
                 switch row["status"] as String {
                 case ScenarioStatus.kept.rawValue: counts.kept = row["n"]
                 case ScenarioStatus.rejected.rawValue: counts.rejected = row["n"]
+                case ScenarioStatus.invalid.rawValue: counts.invalid = row["n"]
                 default: counts.undecided += row["n"] as Int
                 }
             }
