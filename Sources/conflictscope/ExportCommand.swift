@@ -13,7 +13,8 @@ struct ExportCommand: ParsableCommand {
 
             Columns: scenario_id, generating_model, value_set, value1, value2, model, format (mcq | open), \
             condition, choice, likert, likert_a, likert_b, likert_raw, likert_a_raw, likert_b_raw, action1_is_a, \
-            target_ranking. choice A is the action favouring value1 and B the action favouring value2, whatever \
+            target_ranking, act_side (action1 or action2: which action took the action opportunity; empty when \
+            unknown). choice A is the action favouring value1 and B the action favouring value2, whatever \
             order the model saw them in (action1_is_a records that order). Invalid (unreadable) and missing \
             (failed call) answers are left out unless --include-missing, where choice is "invalid" or "missing".
 
@@ -28,7 +29,8 @@ struct ExportCommand: ParsableCommand {
             CSV follows RFC 4180 (CRLF line ends; fields with commas, quotes or line breaks quoted). JSON Lines \
             can be read back by `conflictscope rank --judgments`: it has the same fields except that likert_a \
             and likert_b hold the 1-7 ratings (the judgments-file schema) and the [-1, 1] values are in \
-            likert_a_normalized and likert_b_normalized; target_ranking is a list, on steered rows only.
+            likert_a_normalized and likert_b_normalized; target_ranking is a list, on steered rows only, and \
+            act_side is there when known.
             """
     )
 

@@ -23,6 +23,8 @@ public struct ExportedJudgment: Sendable, Equatable {
     public var likertA: Int?
     public var likertB: Int?
     public var targetRanking: [String]?
+    /// Which action took the scenario's action opportunity, when known.
+    public var actSide: ActSide?
 
     /// The judge's rating turned to the value1/value2 orientation: 1 = clearly the value1 action,
     /// 7 = clearly the value2 action (8 - r when option A showed the value2 action).
@@ -59,7 +61,7 @@ extension ResultStore {
                     judgeLikert: row["likert"], likertA: row["likert_a"], likertB: row["likert_b"],
                     targetRanking: (row["target_ranking"] as String?).map {
                         $0.split(separator: ",").map(String.init)
-                    })
+                    }, actSide: (row["act_side"] as String?).flatMap(ActSide.init(rawValue:)))
             }
         }
     }
@@ -75,7 +77,7 @@ public enum JudgmentExport {
     public static let csvColumns = [
         "scenario_id", "generating_model", "value_set", "value1", "value2", "model", "format", "condition", "choice",
         "likert", "likert_a", "likert_b", "likert_raw", "likert_a_raw", "likert_b_raw", "action1_is_a",
-        "target_ranking",
+        "target_ranking", "act_side",
     ]
 
     /// The CSV header line (RFC 4180, CRLF).
@@ -88,6 +90,7 @@ public enum JudgmentExport {
             number(row.likertBNormalised), int(row.likertRaw), int(row.likertA), int(row.likertB),
             row.action1IsA ? "true" : "false",
             row.targetRanking.map { JSONValue.array($0.map { .string($0) }).serialized() } ?? "",
+            row.actSide?.rawValue ?? "",
         ]
         return fields.map(CSVReader.escape).joined(separator: ",") + "\r\n"
     }
@@ -107,6 +110,7 @@ public enum JudgmentExport {
             ("likert_b_normalized", .number(row.likertBNormalised)), ("action1_is_a", .bool(row.action1IsA)),
         ]
         if let ranking = row.targetRanking { fields.append(("target_ranking", .array(ranking.map { .string($0) }))) }
+        if let side = row.actSide { fields.append(("act_side", .string(side.rawValue))) }
         return JSONValue.object(fields).serialized() + "\n"
     }
 
