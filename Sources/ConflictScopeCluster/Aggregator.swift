@@ -30,7 +30,7 @@ public final class Aggregator: Service, Sendable {
         var logger = logger
         logger[metadataKey: "sweep"] = "\(sweepID)"
         self.logger = logger
-        var rankings = LiveRankings(alpha: config.analysis.alpha)
+        var rankings = LiveRankings(alpha: config.analysis.alpha, invalid: config.analysis.invalid)
         for (id, judgment) in try store.judgmentsByID() { rankings.upsert(id: id, judgment) }
         self.live = LiveState(rankings)
     }
