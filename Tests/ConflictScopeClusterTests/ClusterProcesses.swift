@@ -44,7 +44,7 @@ func smallSlowConfig(
 private func smallSweep(_ text: String, latencyMilliseconds: Int, rpm: Int?) -> String {
     // Only hhh generates (0: the other sets would evaluate imported scenarios only, and there are none).
     text.replacingOccurrences(
-        of: "scenarios_per_pair = { hhh = 40, personal_protective = 12, model_spec = 16 }",
+        of: "scenarios_per_pair = { hhh = 40, personal_protective = 30, model_spec = 16 }",
         with: "scenarios_per_pair = { hhh = 8, personal_protective = 0, model_spec = 0 }"
     )
     .replacingOccurrences(

@@ -13,15 +13,17 @@ import Testing
                 ChatMessage(
                     .user,
                     PromptLibrary.template(.outline).render([
-                        "value1": "helpfulness", "value2": "harmlessness", "count": "2", "severity": "mild",
-                        "definition1": "Gives the user what they need.", "definition2": "Avoids harm.",
+                        "value1": "harmlessness", "value2": "helpfulness", "count": "2",
+                        "template": PromptLibrary.template(.templateMeansMild).instructions,
+                        "deployment": PromptLibrary.template(.deployment).instructions,
+                        "definition1": "Avoids harm.", "definition2": "Gives the user what they need.",
                     ]))
             ], temperature: 0.7, maxTokens: 900, sampleIndex: 0),
         ChatRequest(
             model: "target-1",
             messages: [
                 ChatMessage(.system, "You are a careful assistant."),
-                ChatMessage(.user, "Should I share it? \(Marker.pair("helpfulness", "harmlessness"))"),
+                ChatMessage(.user, "Should I share it? \(Marker.pair("harmlessness", "helpfulness"))"),
             ], temperature: 0, maxTokens: 300, sampleIndex: 0),
     ]
 

@@ -50,13 +50,17 @@ func smallSweepConfig(
 }
 
 /// Kendall's tau between fitted scores and latent utilities over the value pairs whose utilities
-/// differ by at least `gap`; nil when no pair does.
-func kendallTau(scores: [String: Double], latent: [String: Double], gap: Double) -> Double? {
+/// differ by at least `gap` (and that `compared` admits: a cross-pair set compares values of one group
+/// only through the other group); nil when no pair does.
+func kendallTau(
+    scores: [String: Double], latent: [String: Double], gap: Double,
+    compared: (String, String) -> Bool = { _, _ in true }
+) -> Double? {
     var concordant = 0
     var discordant = 0
     let values = scores.keys.sorted()
     for (i, a) in values.enumerated() {
-        for b in values[(i + 1)...] {
+        for b in values[(i + 1)...] where compared(a, b) {
             let difference = (latent[a] ?? 0) - (latent[b] ?? 0)
             guard abs(difference) >= gap else { continue }
             if difference * (scores[a]! - scores[b]!) > 0 { concordant += 1 } else { discordant += 1 }
@@ -86,7 +90,10 @@ struct SweepTests {
                 config, model: ranking.model, format: ranking.format,
                 condition: ranking.condition, valueSet: ranking.valueSet)
             let scores = Dictionary(uniqueKeysWithValues: ranking.values.map { ($0.value, $0.score) })
-            guard let tau = kendallTau(scores: scores, latent: latent, gap: 0.5) else { continue }
+            let set = config.valueSet(named: ranking.valueSet)!
+            let pairs = Set(set.pairs.map { [$0.0, $0.1].sorted() })
+            guard let tau = kendallTau(scores: scores, latent: latent, gap: 0.5, compared: { pairs.contains([$0, $1].sorted()) })
+            else { continue }
             checked += 1
             #expect(
                 tau >= 0.9, "\(ranking.model) \(ranking.valueSet) \(ranking.format) \(ranking.condition): tau \(tau)")
