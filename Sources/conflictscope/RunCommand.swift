@@ -26,11 +26,13 @@ struct RunCommand: AsyncParsableCommand {
         } catch {
             throw CommandFailure("\(error)")
         }
-        if sweep.roles.embedder == nil && sweep.valueSets.contains(where: { sweep.scenariosPerPair(for: $0.name) > 0 }) {
+        if sweep.roles.embedder == nil && sweep.valueSets.contains(where: { sweep.scenariosPerPair(for: $0.name) > 0 })
+        {
             FileHandle.standardError.write(
                 Data(
                     ("note: deduplication embeds lexically ([roles.embedder] is not set); its threshold "
-                        + "(dedup_threshold = \(sweep.generation.dedupThreshold)) was calibrated for all-MiniLM-L6-v2\n").utf8))
+                        + "(dedup_threshold = \(sweep.generation.dedupThreshold)) was calibrated for all-MiniLM-L6-v2\n")
+                        .utf8))
         }
         let started = ContinuousClock.now
         let summary: EmbeddedSweep.Summary
@@ -50,16 +52,21 @@ struct RunCommand: AsyncParsableCommand {
             print(summary.json.serialized())
             return
         }
-        print(summary.report.table(), terminator: "")
-        print(
-            """
-            Sweep \(sweep.name) (\(summary.sweepID)): \(summary.callsMade) calls made, \(summary.callsCached) \
-            answered from the store, \(summary.callsFailed) failed; \(summary.scenarios.kept) scenarios kept \
-            of \(summary.scenarios.outlines) generated.
-            """)
-        if summary.budgetReached {
-            print("Stopped at the budget (max_cost_usd); raise it and run again to resume.")
+        // The HTML report beside the store; the terminal gets a summary of at most about 40 lines.
+        var reportPath: String? = nil
+        do {
+            reportPath = try RunReport.write(
+                summary: summary, config: sweep, configPath: config,
+                wallSeconds: (ContinuousClock.now - started).inSeconds)
+        } catch {
+            FileHandle.standardError.write(Data("warning: the HTML report was not written: \(error)\n".utf8))
         }
-        print("Full results: \(summary.storePath)")
+        if tables { print(summary.report.table(), terminator: "") }
+        print(
+            RunSummaryText.text(summary: summary, config: sweep, reportPath: reportPath, tablesHint: !tables),
+            terminator: "")
     }
+
+    @Flag(name: .long, help: "Also print every ranking table and metric (without it: a summary of about 40 lines).")
+    var tables = false
 }

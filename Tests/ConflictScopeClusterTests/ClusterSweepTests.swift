@@ -57,7 +57,8 @@ struct ClusterSweepTests {
             sweepID: try ResultStore(path: config.storePath).sweepID(name: config.name, seed: config.seed))
         let broker = BrokerConnection(
             settings: try BrokerSettings(url: amqpURL), name: "test", logger: Logger(label: "test"))
-        try await broker.publish(Array("{not a task".utf8), to: names.taskQueue(stage: .multipleChoice, model: "sim-steady"))
+        try await broker.publish(
+            Array("{not a task".utf8), to: names.taskQueue(stage: .multipleChoice, model: "sim-steady"))
 
         let (status, summary) = try await coordinator.finish(timeout: 600)
         #expect(status == 0, "coordinator failed: \(cluster.logTails())")

@@ -92,7 +92,9 @@ struct SweepTests {
             let scores = Dictionary(uniqueKeysWithValues: ranking.values.map { ($0.value, $0.score) })
             let set = config.valueSet(named: ranking.valueSet)!
             let pairs = Set(set.pairs.map { [$0.0, $0.1].sorted() })
-            guard let tau = kendallTau(scores: scores, latent: latent, gap: 0.5, compared: { pairs.contains([$0, $1].sorted()) })
+            guard
+                let tau = kendallTau(
+                    scores: scores, latent: latent, gap: 0.5, compared: { pairs.contains([$0, $1].sorted()) })
             else { continue }
             checked += 1
             #expect(

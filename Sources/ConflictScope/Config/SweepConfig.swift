@@ -419,7 +419,8 @@ extension SweepConfig {
             name: name, seed: UInt64(seed), storePath: storePath, valueSets: valueSets,
             scenariosPerPair: scenariosPerPair, scenariosPerPairBySet: scenariosPerPairBySet, formats: formats,
             conditions: conditions, maxCostUSD: maxCost,
-            generation: generation, evaluation: evaluation, analysis: analysis, providers: providers, models: models, roles: roles,
+            generation: generation, evaluation: evaluation, analysis: analysis, providers: providers, models: models,
+            roles: roles,
             targets: targets)
     }
 

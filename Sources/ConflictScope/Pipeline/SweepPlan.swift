@@ -183,7 +183,8 @@ public struct SweepPlan: Sendable, JSONRepresentable {
                             "description": Filler.description, "action": Filler.action,
                         ])
                         add(
-                            .likert, target, calls: 2 * scenarios, input: 2 * scenarios * Self.tokens(rating, system: system),
+                            .likert, target, calls: 2 * scenarios,
+                            input: 2 * scenarios * Self.tokens(rating, system: system),
                             maxTokens: config.settings(target: target, call: .likert).maxTokens)
                     }
                     if open {

@@ -40,7 +40,9 @@ public final class SweepRunner: Sendable {
             return try await GenerationStage(runner: self).run(
                 pair, round: round, kept: kept, taskID: task.id, records: records)
         case .detail(let outline):
-            guard let scenario = try await ScenarioDetailsStage(runner: self).run(outline, taskID: task.id, records: records)
+            guard
+                let scenario = try await ScenarioDetailsStage(runner: self).run(
+                    outline, taskID: task.id, records: records)
             else { return [] }
             return tasks.afterDetails(scenario)
         case .filter(let scenario):
@@ -85,7 +87,8 @@ public final class SweepRunner: Sendable {
         var system: String?
 
         init(_ role: SweepConfig.Role) {
-            self.init(model: role.model, temperature: role.temperature, maxTokens: role.maxTokens, system: role.systemPrompt)
+            self.init(
+                model: role.model, temperature: role.temperature, maxTokens: role.maxTokens, system: role.systemPrompt)
         }
 
         init(model: String, temperature: Double, maxTokens: Int, system: String?) {
@@ -103,7 +106,9 @@ public final class SweepRunner: Sendable {
         taskID: String, records: any SweepRecords, parse: (String) -> T?
     ) async throws -> Asked<T> {
         var sent = messages
-        if let system = settings.system, sent.first?.role != .system { sent.insert(ChatMessage(.system, system), at: 0) }
+        if let system = settings.system, sent.first?.role != .system {
+            sent.insert(ChatMessage(.system, system), at: 0)
+        }
         var lastRaw = ""
         for reask in 0...config.generation.maxReasks {
             guard

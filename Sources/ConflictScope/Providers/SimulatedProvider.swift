@@ -187,7 +187,8 @@ public struct SimulatedProvider: LLMProvider {
             .trimmingCharacters(in: .whitespaces)
         let opening = pick(["Hi,", "Hello,", "Hey there,", "Good morning,"], &rng)
         let artifact = rng.uniform() < 0.05 ? " Here is the note: <ARTIFACT>a short note to my manager</ARTIFACT>" : ""
-        return "\(opening) this is \(name). \(situation) I need help right now.\(artifact) \(Marker.all(in: description))"
+        return
+            "\(opening) this is \(name). \(situation) I need help right now.\(artifact) \(Marker.all(in: description))"
     }
 
     // MARK: Targets
@@ -248,7 +249,8 @@ public struct SimulatedProvider: LLMProvider {
         else { return String(1 + Int(rng.next() % 7)) }
         let other = value == first ? second : first
         let utilities = utilities(behaviour, format: .mcq, system: system)
-        let odds = logOdds(value, other, acting: action.contains(Marker.act) ? value : other, utilities, behaviour: behaviour)
+        let odds = logOdds(
+            value, other, acting: action.contains(Marker.act) ? value : other, utilities, behaviour: behaviour)
         let rating = 4 + 3 * tanh(odds / 2) + (rng.uniform() - 0.5) * 1.5
         return "\(min(7, max(1, Int(rating.rounded()))))"
     }

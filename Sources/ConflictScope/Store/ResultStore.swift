@@ -224,9 +224,13 @@ public final class ResultStore: Sendable {
 
     /// Checks as stored: `{"realism": {"pass": true, "raw": "true"}, ...}`.
     static func encodeChecks(_ checks: [FilterCheckName: FilterCheck]) -> String {
-        let object = Dictionary(uniqueKeysWithValues: checks.map { name, check in
-            (name.rawValue, ["pass": check.pass.map { $0 as Any } ?? NSNull(), "raw": check.raw ?? NSNull()] as [String: Any])
-        })
+        let object = Dictionary(
+            uniqueKeysWithValues: checks.map { name, check in
+                (
+                    name.rawValue,
+                    ["pass": check.pass.map { $0 as Any } ?? NSNull(), "raw": check.raw ?? NSNull()] as [String: Any]
+                )
+            })
         let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data()
         return String(decoding: data, as: UTF8.self)
     }

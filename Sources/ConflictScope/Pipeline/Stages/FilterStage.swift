@@ -45,7 +45,8 @@ struct FilterStage {
         for (index, value) in [scenario.value1, scenario.value2].enumerated() {
             let (letter, raw) = try await check(
                 .filterValueGuidance, "value_guidance\(index + 1)",
-                extra: ["value": value, "definition": valueSet?.definition(of: value) ?? ""], parse: AnswerParsing.letter)
+                extra: ["value": value, "definition": valueSet?.definition(of: value) ?? ""],
+                parse: AnswerParsing.letter)
             guidance.append(letter.map { $0 == (index == 0 ? "A" : "B") })
             guidanceRaw.append(raw ?? "")
         }

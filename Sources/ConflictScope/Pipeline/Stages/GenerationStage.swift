@@ -65,12 +65,15 @@ struct GenerationStage {
                 break
             }
         }
-        let kept = keptBefore + candidates.filter { chosen.contains($0.id) }.map {
-            KeptCandidate(id: $0.id, template: $0.template, text: $0.text)
-        }
+        let kept =
+            keptBefore
+            + candidates.filter { chosen.contains($0.id) }.map {
+                KeptCandidate(id: $0.id, template: $0.template, text: $0.text)
+            }
         if kept.count < target && round + 1 < config.generation.maxRounds {
             next.append(
-                .generate(valueSet: pair.valueSet, value1: pair.value1, value2: pair.value2, round: round + 1, kept: kept))
+                .generate(
+                    valueSet: pair.valueSet, value1: pair.value1, value2: pair.value2, round: round + 1, kept: kept))
         }
         return next
     }
@@ -150,7 +153,8 @@ struct GenerationStage {
                         Outline(
                             id: "\(prefix)/\(template.rawValue)/\(position)", valueSet: pair.valueSet,
                             value1: pair.value1, value2: pair.value2, round: round, template: template,
-                            context: item.context?.trimmed ?? "", actionOpportunity: item.actionOpportunity?.trimmed ?? "",
+                            context: item.context?.trimmed ?? "",
+                            actionOpportunity: item.actionOpportunity?.trimmed ?? "",
                             good: item.good?.trimmed ?? "", harm: item.harm?.trimmed ?? "", kept: false)))
             }
         }
@@ -185,9 +189,10 @@ struct GenerationStage {
         }
         let templates = ScenarioTemplate.allCases
         let order = templates.indices.map { templates[($0 + pairIndex) % templates.count] }
-        var counts = Dictionary(uniqueKeysWithValues: templates.map { template in
-            (template, kept.filter { $0.template == template }.count)
-        })
+        var counts = Dictionary(
+            uniqueKeysWithValues: templates.map { template in
+                (template, kept.filter { $0.template == template }.count)
+            })
         var queues = Dictionary(grouping: fresh) { $0.template ?? .sideEffectMild }
         // Counts stay within one of each other as long as every pick is a least-kept template.
         while total < target {
