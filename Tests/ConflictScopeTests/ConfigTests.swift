@@ -430,7 +430,7 @@ struct ConfigTests {
         #expect(paper.valueNames == ["zeal", "care", "mercy"])
         #expect(
             paper.definition(of: "care") == "The assistant looks after the user's wellbeing, \"even\" when not asked.")
-        #expect(paper.pairs.map { "\($0.0)-\($0.1)" } == ["zeal-care", "zeal-mercy", "care-mercy"])
+        #expect(paper.pairs.map { "\($0.0)-\($0.1)" } == ["care-mercy", "care-zeal", "mercy-zeal"])
         #expect(config.models["sim-a"]?.simulated?.utilities[.open]?["zeal"] == 0.5)
         #expect(config.storePath == folder.appendingPathComponent("custom.sqlite").path)
     }
