@@ -71,11 +71,35 @@ def _port(variable: str, default: int) -> int:
 
 def value_sets() -> dict[str, list[str]]:
     """The built-in value sets: name -> value names."""
-    sets = {}
-    for name in ("hhh", "personal_protective", "model_spec"):
-        data = json.loads((VALUE_SET_DIR / f"{name}.json").read_text())
-        sets[name] = [value["name"] for value in data["values"]]
-    return sets
+    return {name: [value["name"] for value in data["values"]] for name, data in _value_set_files().items()}
+
+
+def _value_set_files() -> dict[str, dict]:
+    return {name: json.loads((VALUE_SET_DIR / f"{name}.json").read_text())
+            for name in ("hhh", "personal_protective", "model_spec")}
+
+
+def value_pairs() -> dict[str, list[tuple[str, str]]]:
+    """The (value1, value2) pairs each built-in set compares, by its pair rule: `"all"` is every pair with
+    value1 the alphabetically first name (hhh 3, model_spec 15); `{"cross": [G1, G2]}` every value of group
+    G1 against every value of G2, the G1 value as value1 (personal_protective: 16)."""
+    pairs = {}
+    for name, data in _value_set_files().items():
+        rule = data.get("pairs", "all")
+        if rule == "all":
+            pairs[name] = list(itertools.combinations(sorted(value["name"] for value in data["values"]), 2))
+        else:
+            first, second = (data["groups"][group] for group in rule["cross"])
+            pairs[name] = [(a, b) for a in first for b in second]
+    return pairs
+
+
+# The four stage-1 templates (Stage.swift's ScenarioTemplate) and their act sides: in side-effect scenarios
+# the acting action is action1 (it serves value1), in means scenarios action2.
+TEMPLATES = ("side_effect_mild", "side_effect_strong", "means_mild", "means_strong")
+ACT_SIDE = {"side_effect_mild": "action1", "side_effect_strong": "action1",
+            "means_mild": "action2", "means_strong": "action2"}
+DOMAINS = ("health", "education", "work", "finance", "relationships", "creative", "technology", "law")
 
 
 def now() -> float:
@@ -110,15 +134,19 @@ class SweepSpec:
                         "server_limits": {...} (optional: the sim-server's limits when they differ)}
     models: name -> {"provider": .., "utilities": {"mcq": {...}, "open": {...}} (optional), "invalid_rate": ..}
     roles: role -> {"model": .., "max_tokens": .., "temperature": ..}
+    evaluation: the targets' sampling per kind of call, `[evaluation]`'s `mcq`, `likert` and `open`
+                ({"mcq": {"temperature": 0.0, "max_tokens": 16}, ...}); the config's defaults where absent
     """
 
-    def __init__(self, name, *, providers, models, roles, targets, formats, seed=20251129, bootstrap=200):
+    def __init__(self, name, *, providers, models, roles, targets, formats, evaluation=None, seed=20251129,
+                 bootstrap=200):
         self.name = name
         self.providers = providers
         self.models = models
         self.roles = roles
         self.targets = targets
         self.formats = formats
+        self.evaluation = evaluation or {}
         self.seed = seed
         self.bootstrap = bootstrap
 
@@ -133,6 +161,9 @@ class SweepSpec:
             f"value_sets = {_toml(list(value_sets()))}",
             "scenarios_per_pair = 0",
             f"formats = {_toml(self.formats)}",
+            "",
+            "[evaluation]",
+            *(f"{call} = {_toml(settings)}" for call, settings in self.evaluation.items()),
             "",
             "[analysis]",
             f"bootstrap = {self.bootstrap}",
@@ -182,41 +213,74 @@ def latent_utilities(model: str, seed: int = 1) -> dict:
     return {"mcq": mcq, "open": open_}
 
 
-def write_scenarios(path: Path, per_set: int, *, filler_words: int = 0, seed: int = 7) -> int:
-    """Writes a scenario CSV in the paper's columns (kept scenarios with user prompts) for `conflictscope
-    import`: `per_set` scenarios per built-in value set, spread over its value pairs. The texts carry the
-    simulated models' markers, so simulated targets choose by their utilities. `filler_words` pads each
-    description (for prompt-size control). Returns the number of scenarios written."""
+# The paper's scenario CSV columns, then ours (as `conflictscope export --scenarios --format csv` writes them).
+SCENARIO_COLUMNS = ["scenario_id", "context", "description", "user_prompt", "value1", "value2", "action1", "action2",
+                    "keep_scenario", "check_results", "generating_model",
+                    "template", "act_side", "domain", "consequence1", "consequence2"]
+
+
+def write_scenarios(path: Path, per_set: int, *, prompts: Path | None = None, filler_words: int = 0,
+                    seed: int = 7) -> int:
+    """Writes kept scenarios in the paper's CSV layout for `conflictscope import`, and their opening user
+    messages to `prompts` (prompts.json, keyed by scenario id; default: beside the CSV), so no user-model
+    call is needed. `per_set` scenarios per built-in value set, spread round-robin over the set's pairs in
+    the set's own value1/value2 order; within each pair the four templates take turns (each pair starting
+    at a different one), so their counts differ by at most one and either act side holds half the pair's
+    scenarios (within one). The texts carry the simulated
+    models' markers (the pair and acting value on the description and the message, each action's value,
+    and which action acts), so simulated targets choose by their utilities (and `act_bias`).
+    `filler_words` pads each description (for prompt-size control). Returns the number of scenarios."""
     import csv
 
     rng = random.Random(seed)
     words = ("river lantern market ledger harbour orchard council archive ferry workshop clinic "
              "bakery library courier garden tenant ").split()
+    prompts = prompts or prompts_path(path)
+    messages = {}
     rows = 0
     with path.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["scenario_id", "description", "user_prompt", "value1", "value2", "action1", "action2",
-                         "keep_scenario", "check_results", "generating_model"])
-        for set_name, values in value_sets().items():
-            pairs = list(itertools.combinations(values, 2))
+        writer.writerow(SCENARIO_COLUMNS)
+        for set_name, pairs in value_pairs().items():
             for index in range(per_set):
-                value1, value2 = pairs[index % len(pairs)]
-                if (index // len(pairs)) % 2:
-                    value1, value2 = value2, value1
+                pair = index % len(pairs)
+                value1, value2 = pairs[pair]
+                # The pair's k-th scenario takes the template after its (k-1)-th; pairs start at different
+                # templates, so small files are balanced over the set too.
+                template = TEMPLATES[(index // len(pairs) + pair) % len(TEMPLATES)]
+                act_side = ACT_SIDE[template]
+                acting = value1 if act_side == "action1" else value2
                 filler = " ".join(rng.choice(words) for _ in range(filler_words))
-                marker = f"⟦pair:{value1}|{value2}⟧"
+                markers = f"⟦pair:{value1}|{value2}⟧ ⟦act:{acting}⟧"
+                scenario_id = f"{set_name}_{index:05d}"
+                context = f"A general-purpose chat assistant helps a user with case {index} of {set_name}."
+                profile = {"persona": f"User {index}, who relies on the assistant",
+                           "background": f"Has dealt with case {index} before.", "goal": "Get a decision today"}
+
+                def action(side: str, value: str) -> str:
+                    act = side == act_side
+                    return f"⟦v:{value}⟧{'⟦act⟧' if act else ''} " + ("Go ahead as asked." if act else "Hold back and decline.")
+
                 writer.writerow([
-                    f"{set_name}_{index:05d}",
+                    scenario_id, context,
                     f"Case {index} of {set_name}: a user needs help and {value1} conflicts with {value2}. "
-                    + " ".join(part for part in (filler, marker) if part),
-                    f"Can you help me with case {index}? {marker}",
-                    value1, value2,
-                    f"Act for {value1}. ⟦v:{value1}⟧",
-                    f"Act for {value2}. ⟦v:{value2}⟧",
+                    + " ".join(part for part in (filler, markers) if part),
+                    json.dumps(profile), value1, value2,
+                    action("action1", value1), action("action2", value2),
                     "True", "", "bench",
+                    template, act_side, DOMAINS[index % len(DOMAINS)],
+                    f"The {value1} side is served; the {value2} side suffers.",
+                    f"The {value2} side is served; the {value1} side suffers.",
                 ])
+                messages[scenario_id] = f"Hi, can you help me with case {index}? I need an answer today. {markers}"
                 rows += 1
+    prompts.write_text(json.dumps(messages, ensure_ascii=False))
     return rows
+
+
+def prompts_path(csv_path: Path) -> Path:
+    """Where write_scenarios puts the prompts.json of `csv_path` by default."""
+    return csv_path.with_name(csv_path.stem + "-prompts.json")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -432,9 +496,11 @@ class Harness:
         if child in self.children:
             self.children.remove(child)
 
-    def import_scenarios(self, config: Path, csv_path: Path) -> None:
-        result = subprocess.run([self.binary, "import", "--config", str(config), "--scenarios", str(csv_path)],
-                                env=self.env, capture_output=True, text=True)
+    def import_scenarios(self, config: Path, csv_path: Path, prompts: Path | None = None) -> None:
+        """`conflictscope import` of a scenario CSV and its prompts.json (default: write_scenarios's)."""
+        prompts = prompts or prompts_path(csv_path)
+        result = subprocess.run([self.binary, "import", "--config", str(config), "--scenarios", str(csv_path),
+                                 "--prompts", str(prompts)], env=self.env, capture_output=True, text=True)
         if result.returncode != 0:
             raise BenchError(f"conflictscope import failed: {result.stderr.strip()[-400:]}")
 
@@ -505,6 +571,36 @@ class Store:
 
     def sweep_id(self) -> str:
         return self.scalar("SELECT id FROM sweep")
+
+    def calls_by_stage(self, status: str | None = "ok") -> dict[str, int]:
+        """Calls the store records, by the stage that made them (Stage.swift's labels), from each call's
+        role and prompt template; only calls with `status` (all when None)."""
+        where, arguments = ("WHERE status = ?", (status,)) if status else ("", ())
+        counts: dict[str, int] = {}
+        for role, prompt, count in self.query(f"SELECT role, prompt, COUNT(*) FROM call {where} GROUP BY 1, 2",
+                                              arguments):
+            stage = call_stage(role, prompt)
+            counts[stage] = counts.get(stage, 0) + count
+        return counts
+
+    def tasks_by_stage(self) -> dict[str, int]:
+        """The cluster's tasks by stage (the stage part of their queue names `cs.<sweep>.<stage>.<model>`)."""
+        return {stage: count for stage, count in self.query("SELECT stage, COUNT(*) FROM task GROUP BY 1")}
+
+
+# A call's stage from its prompt template (`name@version`; target replies have none).
+_PROMPT_STAGE = {"outline": "generation", "single_stage": "generation", "direct": "generation",
+                 "scenario": "scenario_details", "user": "user_prompts", "user_followup": "user_prompts",
+                 "artifact": "artifacts", "mcq": "multiple_choice", "likert": "likert", "judge": "judge"}
+
+
+def call_stage(role: str, prompt: str) -> str:
+    name = prompt.split("@", 1)[0]
+    if name.startswith("filter_"):
+        return "filter"
+    if name == "none" and role == "target":
+        return "open_ended"
+    return _PROMPT_STAGE.get(name, f"{role}:{name}")
 
 
 class ClusterSweep:

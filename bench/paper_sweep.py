@@ -1,16 +1,22 @@
 """The paper-scale sweep that bench/sweep times and bench/chaos disturbs, in one place.
 
-Shape: the three built-in value sets with 1,100 imported scenarios each (x scale), 14 simulated targets,
-multiple choice and open-ended, the default condition, a judge for the open-ended answers. Scenarios are
-imported (the paper's released-data path), so every task can start at once: the work is 3,300 x 14 x 2
-independent evaluations, and the critical path is one target call then one judge call.
+Shape: the paper's three value sets (hhh 3 pairs, personal_protective 16, model_spec 15) with 1,100
+imported scenarios each (x scale; the paper's CSV with prompts.json, templates and act sides balanced
+within every pair), 14 simulated targets, multiple choice and open-ended, the default condition, a judge
+for the open-ended answers. Scenarios are imported (the paper's released-data path) with their opening
+messages, so every task can start at once and no generation, filter or user-prompt call is made: the work
+is 3,300 x 14 x 2 independent evaluation tasks. Calls per scenario and target, as the paper's protocol
+makes them: a multiple-choice task is one letter call then two Likert calls (one per action), one after the
+other; an open-ended task is one target reply then one judge call. So each target makes 4 calls per
+scenario and the judge 1 per open-ended task (fewer when identical judge requests are answered once from
+the response cache), and the critical path is a multiple-choice task's three calls.
 
 Limits (per model, both in the cluster's config and on the sim-server): each target has its own provider
-account at TARGET_RPM requests/min with a token limit that does not bind; the judge has JUDGE_RPM, enough
-headroom to keep up with the targets' open-ended answers. They are chosen so the rate limits, not this
-machine's two cores, bind: at scale 0.1 the targets take ~70 calls/s and the judge ~25 calls/s,
-about two thirds of what the cluster pushed here with instant answers (bench/sweep --capacity: 146 calls/s,
-125 tasks/s with 4 workers on the shared cores).
+account at TARGET_RPM requests/min with a token limit that does not bind; the judge has JUDGE_RPM, several
+times the headroom it needs to keep up with the targets' open-ended answers. They are chosen so the rate
+limits, not this machine's two cores, bind: at any scale the targets take ~70 calls/s and the judge at
+most ~17 calls/s (fewer with the cache), below what the cluster pushes here with instant answers
+(bench/sweep --capacity).
 """
 
 from __future__ import annotations
@@ -21,13 +27,31 @@ SCENARIOS_PER_SET = 1100
 TARGETS = [f"sim-target-{index:02d}" for index in range(1, 15)]
 JUDGE = "sim-judge"
 TARGET_RPM = 300
-TARGET_TPM = 500_000          # a target call is charged ~250 prompt + 512 or 1024 max_tokens: ~310k/min at 300 RPM
-JUDGE_RPM = 6_000             # the judge needs at most ~7 x 300 = 2,100/min
+# A target call is charged its prompt estimate plus max_tokens: ~100-130 + 16 for a letter or a rating
+# ([evaluation.mcq] / [evaluation.likert]), ~40 + 1,024 for an open-ended reply ([evaluation.open]), so
+# ~370 per call on average and ~110k/min at 300 RPM: the token limit does not bind.
+TARGET_TPM = 500_000
+JUDGE_RPM = 6_000             # the judge needs at most 14 x 300 / 4 = 1,050/min
 JUDGE_TPM = 8_000_000
 LATENCY_MS = 1000             # mean latency of every call
 JITTER_MS = 500               # uniform +-
-# Every call of an open-ended task is a target reply then a judge call; a multiple-choice task is one call.
-CRITICAL_PATH_S = 2 * LATENCY_MS / 1000
+# The target's sampling per kind of call, written to the cluster's [evaluation] (the config's defaults).
+EVALUATION = {"mcq": {"temperature": 0.0, "max_tokens": 16}, "likert": {"temperature": 0.0, "max_tokens": 16},
+              "open": {"temperature": 1.0, "max_tokens": 1024}}
+# Calls per scenario, target and format: multiple choice = the letter + 2 Likert ratings; open-ended = the
+# target's reply (max_turns 1) + the judge.
+MCQ_CALLS = {"multiple_choice": 1, "likert": 2}
+OPEN_CALLS = {"open_ended": 1, "judge": 1}
+# The longest task: a multiple-choice task's letter then its two Likert calls, one after the other
+# (an open-ended task is two calls: the reply, then the judge).
+CRITICAL_PATH_S = (sum(MCQ_CALLS.values()) * LATENCY_MS) / 1000
+
+
+def expected_calls(scenarios: int, targets: int = len(TARGETS)) -> dict[str, int]:
+    """Calls per stage the sweep makes (each answered once: no re-asks, no cache hits), by Stage.swift's
+    labels; the judge's count is an upper bound (identical judge requests are answered from the cache)."""
+    counts = {stage: scenarios * targets * per for stage, per in (MCQ_CALLS | OPEN_CALLS).items()}
+    return {"filter": 0, "user_prompts": 0} | counts
 
 
 def spec(name: str, *, rate_factor: float = 1.0, unlimited: bool = False, faults: dict | None = None,
@@ -57,11 +81,11 @@ def spec(name: str, *, rate_factor: float = 1.0, unlimited: bool = False, faults
     roles = {"generator": {"model": JUDGE}, "filter_judge": {"model": JUDGE}, "user": {"model": JUDGE},
              "judge": {"model": JUDGE, "temperature": 0.0, "max_tokens": 600}}
     return ch.SweepSpec(name, providers=providers, models=models, roles=roles, targets=list(TARGETS),
-                        formats=["mcq", "open"])
+                        formats=["mcq", "open"], evaluation=EVALUATION)
 
 
 def scenarios(harness: ch.Harness, scale: float):
-    """Writes the scenarios to import; returns (path, scenario count)."""
+    """Writes the scenarios to import (CSV, and prompts.json beside it); returns (CSV path, scenario count)."""
     path = harness.work / "scenarios.csv"
     per_set = max(1, round(SCENARIOS_PER_SET * scale))
     return path, ch.write_scenarios(path, per_set)

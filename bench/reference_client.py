@@ -9,7 +9,7 @@ The approach, as the cookbook does it:
   burst is refused by a provider that allows one second's worth, and every refusal costs a 15 s pause);
 - a request is sent when both buckets hold enough: 1 request, and its tokens counted as the prompt
   estimate plus max_tokens (the cookbook counts prompt tokens with tiktoken plus max_tokens x n; we use
-  the estimate the sim-server charges, UTF-8 bytes / 4 + 8), never refunded;
+  the estimate the sim-server charges, the messages' UTF-8 bytes / 4 + 8), never refunded;
 - a failed request is put on a retry queue (up to `max_attempts` attempts); after a 429 every new
   request waits (a cool-down for the whole client). The cookbook waits a fixed 15 s; here the wait is the
   429's Retry-After (`retry-after-ms`, else `retry-after`, else 15 s), or the phase would measure 15 s
@@ -17,7 +17,8 @@ The approach, as the cookbook does it:
 - the main loop wakes every millisecond.
 
 Usage (as a library): `asyncio.run(process(requests, ...))`, where each request is a dict with
-`content`, `max_tokens` and `seed`. Returns counts from the client's point of view; bench/ratelimit reads
+`content` (the user message), optionally `system` (a system prompt sent before it), `max_tokens` and `seed`.
+Returns counts from the client's point of view; bench/ratelimit reads
 the figures it reports from the sim-server's /stats.
 """
 
@@ -30,8 +31,8 @@ from dataclasses import dataclass, field
 import aiohttp
 
 
-def token_estimate(content: str, max_tokens: int) -> int:
-    return len(content.encode("utf-8")) // 4 + 8 + max_tokens
+def token_estimate(content: str, max_tokens: int, system: str = "") -> int:
+    return (len(content.encode("utf-8")) + len(system.encode("utf-8"))) // 4 + 8 + max_tokens
 
 
 @dataclass
@@ -126,10 +127,13 @@ async def process(requests: list[dict], *, url: str, model: str, api_key: str, m
                     if item is None:
                         exhausted = True
                     else:
+                        system = item.get("system", "")
+                        messages = ([{"role": "system", "content": system}] if system else []) + [
+                            {"role": "user", "content": item["content"]}]
                         body = {"model": model, "max_tokens": item["max_tokens"], "seed": item["seed"],
-                                "temperature": 0, "messages": [{"role": "user", "content": item["content"]}]}
+                                "temperature": 0, "messages": messages}
                         next_request = Request(tracker.started, body, token_estimate(item["content"],
-                                               item["max_tokens"]), max_attempts)
+                                               item["max_tokens"], system), max_attempts)
                         tracker.started += 1
                         tracker.in_progress += 1
 
