@@ -1,7 +1,7 @@
 # The two set-up commands: `make run` (the main job) and `make test` (the test suite).
 SWIFT ?= swift
 
-.PHONY: run test deps build lint bench
+.PHONY: run test deps build lint bench screenshot
 
 deps:
 	scripts/install-deps.sh
@@ -29,3 +29,7 @@ test: deps lint
 
 bench:
 	bench/ranking
+
+# docs/report.png, the README's picture of the HTML report (headless Chromium).
+screenshot: deps
+	scripts/report-screenshot

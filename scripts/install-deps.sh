@@ -5,7 +5,9 @@ set -euo pipefail
 
 # rabbitmq-server and redis-server: the cluster's servers (started on loopback by cluster/servers);
 # librabbitmq-dev (rabbitmq-c 0.11) and libhiredis-dev (0.14): the C clients the cluster module wraps.
-packages=(python3 python3-venv libsqlite3-dev pkg-config librabbitmq-dev libhiredis-dev rabbitmq-server redis-server)
+# chromium and fonts-dejavu-core: the HTML report's browser tests and `make screenshot` (headless).
+packages=(python3 python3-venv libsqlite3-dev pkg-config librabbitmq-dev libhiredis-dev rabbitmq-server redis-server
+    chromium fonts-dejavu-core)
 
 missing=()
 for package in "${packages[@]}"; do

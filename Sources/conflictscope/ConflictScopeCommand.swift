@@ -7,7 +7,7 @@ struct ConflictScopeCommand: AsyncParsableCommand {
         abstract: "Measure how language models prioritise competing values when they conflict.",
         subcommands: [
             RunCommand.self, RankCommand.self, PlanCommand.self, StatusCommand.self, ExportCommand.self,
-            ImportCommand.self, CoordinatorCommand.self, WorkerCommand.self, AggregatorCommand.self,
+            ImportCommand.self, ReportCommand.self, CoordinatorCommand.self, WorkerCommand.self, AggregatorCommand.self,
             SimServerCommand.self,
         ]
     )

@@ -52,6 +52,13 @@ struct ExportCommand: ParsableCommand {
     @Option(name: .long, help: "With --scenarios --format csv: write the opening user messages to this JSON file.")
     var prompts: String?
 
+    @Flag(
+        name: .long,
+        help:
+            "Export each judgment's conversation (JSON Lines: messages sent, reply, choice, Likert, judge's reasoning)."
+    )
+    var transcripts = false
+
     func validate() throws {
         if scenarios && includeMissing {
             throw ValidationError("--include-missing applies to judgments, not --scenarios")
@@ -60,6 +67,8 @@ struct ExportCommand: ParsableCommand {
             throw ValidationError("--prompts goes with --scenarios --format csv")
         }
         if let prompts, prompts == output { throw ValidationError("--prompts and --output name the same file") }
+        if transcripts && scenarios { throw ValidationError("give --transcripts or --scenarios, not both") }
+        if transcripts && format != .jsonl { throw ValidationError("--transcripts goes with --format jsonl") }
     }
 
     func run() throws {
@@ -67,6 +76,12 @@ struct ExportCommand: ParsableCommand {
         let store = try openExistingStore(sweep)
         if scenarios {
             try exportScenarios(store, storePath: sweep.storePath)
+            return
+        }
+        if transcripts {
+            try write(to: output) { sink in
+                try store.writeTranscripts(includeInvalidAndMissing: includeMissing, to: sink)
+            }
             return
         }
         let rows: [ExportedJudgment]

@@ -402,3 +402,65 @@ public enum ScenarioExport {
         return entries.isEmpty ? "{}\n" : "{\n" + entries.joined(separator: ",\n") + "\n}\n"
     }
 }
+
+// MARK: Transcripts
+
+extension ResultStore {
+    /// `export --transcripts`: one JSON object per judgment (ordered as the judgments export) with the messages
+    /// sent, the reply, the parsed choice, the Likert ratings and the judge's reasoning, for validating the
+    /// judge against human labels. Rows are streamed to `sink` in chunks, so a paper-scale store is never
+    /// held in memory at once.
+    public func writeTranscripts(includeInvalidAndMissing: Bool = false, to sink: (String) throws -> Void) throws {
+        let filter = includeInvalidAndMissing ? "" : "WHERE choice IN ('A', 'B')"
+        try database.read { db in
+            let rows = try Row.fetchCursor(
+                db,
+                sql: """
+                    SELECT scenario_id, model, value_set, value1, value2, format, condition, choice, action1_is_a,
+                        likert, likert_a, likert_b, raw, reasoning, target_ranking, act_side, transcript
+                    FROM judgment \(filter) ORDER BY model, value_set, format, condition, scenario_id, id
+                    """)
+            var chunk = ""
+            while let row = try rows.next() {
+                chunk += Self.transcriptLine(row)
+                if chunk.utf8.count > 1 << 20 {
+                    try sink(chunk)
+                    chunk = ""
+                }
+            }
+            if !chunk.isEmpty { try sink(chunk) }
+        }
+    }
+
+    static func transcriptLine(_ row: Row) -> String {
+        let text: String? = row["transcript"]
+        var messages = text.flatMap { try? JSONDecoder().decode([ChatMessage].self, from: Data($0.utf8)) } ?? []
+        // The reply is the conversation's last assistant turn; the messages are what was sent before it.
+        let reply = messages.last?.role == .assistant ? messages.removeLast().content : nil
+        let action1IsA: Bool = row["action1_is_a"]
+        let judgeLikert: Int? = row["likert"]
+        var fields: [(String, JSONValue)] = [
+            ("scenario_id", .string(row["scenario_id"] as String)), ("model", .string(row["model"] as String)),
+            ("value_set", .string(row["value_set"] as String)), ("value1", .string(row["value1"] as String)),
+            ("value2", .string(row["value2"] as String)), ("format", .string(row["format"] as String)),
+            ("condition", .string(row["condition"] as String)),
+            (
+                "messages",
+                .array(
+                    messages.map { .object([("role", .string($0.role.rawValue)), ("content", .string($0.content))]) })
+            ),
+            ("reply", .string(reply)), ("choice", .string(row["choice"] as String)),
+            ("action1_is_a", .bool(action1IsA)),
+            ("likert_a", (row["likert_a"] as Int?).map { JSONValue.int($0) } ?? .null),
+            ("likert_b", (row["likert_b"] as Int?).map { JSONValue.int($0) } ?? .null),
+            ("judge_likert", judgeLikert.map { JSONValue.int($0) } ?? .null),
+            ("likert_raw", judgeLikert.map { JSONValue.int(action1IsA ? $0 : 8 - $0) } ?? .null),
+            ("reasoning", .string(row["reasoning"] as String?)), ("raw", .string(row["raw"] as String?)),
+        ]
+        if let ranking = row["target_ranking"] as String? {
+            fields.append(("target_ranking", .array(ranking.split(separator: ",").map { .string(String($0)) })))
+        }
+        if let side = row["act_side"] as String? { fields.append(("act_side", .string(side))) }
+        return JSONValue.object(fields).serialized() + "\n"
+    }
+}
