@@ -50,7 +50,7 @@ struct ObservabilityTests {
         #expect(acked > early.sum("conflictscope_tasks_acked_total"))
         #expect(acked == Double(done))
         #expect(worker.sum("conflictscope_tasks_consumed_total") == Double(done))
-        #expect(worker.sum("conflictscope_tasks_acked_total", ["stage": "mcq", "model": "sim-steady"]) > 0)
+        #expect(worker.sum("conflictscope_tasks_acked_total", ["stage": "multiple_choice", "model": "sim-steady"]) > 0)
         #expect(worker.sum("conflictscope_llm_calls_total", ["status": "ok"]) == Double(calls.ok))
         #expect(worker.sum("conflictscope_llm_call_duration_seconds_count", ["status": "ok"]) == Double(calls.ok))
         #expect(worker.sum("conflictscope_tokens_total", ["direction": "input"]) > 0)
