@@ -270,7 +270,10 @@ struct BrokerTests {
         #expect(managed.description == "amqps://u:***@b-1.mq.example.com:5671/prod")
         let own = try BrokerSettings(
             url: "amqps://u:secretpw@rabbit:5671/cs?cacertfile=/tls/ca.crt&certfile=/tls/c.crt&keyfile=/tls/c.key")
-        #expect(own.tls == BrokerSettings.TLS(caCertificateFile: "/tls/ca.crt", certificateFile: "/tls/c.crt", keyFile: "/tls/c.key"))
+        #expect(
+            own.tls
+                == BrokerSettings.TLS(
+                    caCertificateFile: "/tls/ca.crt", certificateFile: "/tls/c.crt", keyFile: "/tls/c.key"))
         #expect(try BrokerSettings(url: "amqps://h/?verify=verify_none").tls?.verifyPeer == false)
         #expect(try BrokerSettings(url: "amqp://h/").tls == nil)
 

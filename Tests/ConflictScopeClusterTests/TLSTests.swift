@@ -25,9 +25,10 @@ struct TLSTests {
             "CONFLICTSCOPE_AMQPS_PORT": "\(Self.amqpsPort)", "CONFLICTSCOPE_REDIS_PORT": "\(Self.redisTLSPort)",
             "CONFLICTSCOPE_REDIS_DIR": folder.appendingPathComponent("redis").path,
         ]
+        // Servers a failed earlier run left behind hold another run's certificate: stop them first.
+        try await runScript("servers", ["stop"], environment: servers)
         let (started, startLog) = try await runScript("servers", ["start"], environment: servers, timeout: 240)
         try #require(started == 0, "cluster/servers could not start the TLS servers: \(startLog)")
-        defer { Task { try? await runScript("servers", ["stop"], environment: servers) } }
         let (added, _) = try await runScript(
             "servers", ["add-user", "cs-roles", Self.password, "conflictscope"], environment: servers)
         try #require(added == 0)
@@ -75,6 +76,7 @@ struct TLSTests {
         let accepted = try RedisClient(url: redisThroughTunnel)
         defer { accepted.shutdown() }
         #expect(await accepted.answersNow())
+        #expect(try await runScript("servers", ["stop"], environment: servers).0 == 0)
     }
 
     /// stunnel with the shipped client config, pointed at the local Redis and CA; waits until it listens.
@@ -85,10 +87,12 @@ struct TLSTests {
             shipped
             .replacingOccurrences(of: "accept = 127.0.0.1:6379", with: "accept = 127.0.0.1:\(port)")
             .replacingOccurrences(
-                of: "connect = conflictscope-redis.conflictscope.svc:6380", with: "connect = 127.0.0.1:\(Self.redisTLSPort)"
+                of: "connect = conflictscope-redis.conflictscope.svc:6380",
+                with: "connect = 127.0.0.1:\(Self.redisTLSPort)"
             )
             .replacingOccurrences(of: "CAfile = /etc/conflictscope-tls/ca.crt", with: "CAfile = \(caFile)")
-            .replacingOccurrences(of: "checkHost = conflictscope-redis.conflictscope.svc", with: "checkHost = localhost")
+            .replacingOccurrences(
+                of: "checkHost = conflictscope-redis.conflictscope.svc", with: "checkHost = localhost")
         #expect(local.contains("127.0.0.1:\(Self.redisTLSPort)") && local.contains(caFile))
         let path = folder.appendingPathComponent("stunnel-\(port).conf").path
         try local.write(toFile: path, atomically: true, encoding: .utf8)
@@ -96,7 +100,9 @@ struct TLSTests {
         let deadline = ContinuousClock.now + .seconds(10)
         while !portOpen(port) {
             guard ContinuousClock.now < deadline, tunnel.isRunning else {
-                throw ClusterTestError("stunnel did not listen on \(port): \((try? String(contentsOfFile: path + ".log", encoding: .utf8)) ?? "")")
+                throw ClusterTestError(
+                    "stunnel did not listen on \(port): \((try? String(contentsOfFile: path + ".log", encoding: .utf8)) ?? "")"
+                )
             }
             Thread.sleep(forTimeInterval: 0.1)
         }
