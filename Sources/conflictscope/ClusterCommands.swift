@@ -39,8 +39,8 @@ struct ClusterOptions: ParsableArguments {
     }
 
     static let environmentHelp = """
-        Servers come from the environment: CONFLICTSCOPE_AMQP_URL (default \(ClusterEnvironment.defaultAMQP)) and \
-        CONFLICTSCOPE_REDIS_URL (default \(ClusterEnvironment.defaultRedis)). Provider API keys come from the \
+        Servers come from the environment: CONFLICTSCOPE_AMQP_URL (default \(ClusterEnvironment.defaultAMQP); \
+        amqps://...?cacertfile=CA.pem for TLS) and CONFLICTSCOPE_REDIS_URL (default \(ClusterEnvironment.defaultRedis)). Provider API keys come from the \
         variables the config names. Logs go to stderr (level: CONFLICTSCOPE_LOG_LEVEL, default info; \
         CONFLICTSCOPE_LOG_FORMAT=json writes one JSON object per line).
         """
