@@ -13,7 +13,6 @@ struct TLSTests {
     static let plainPort = 5683  // the TLS broker's own plain listener, used by nothing here
     static let amqpsPort = 5681
     static let redisTLSPort = 6390
-    static let tunnelPort = 6391
     static let password = "tls-test-pw-5f1c"
 
     @Test func aSweepRunsOverTLSAsTheRolesUserAndAWrongCAIsRefused() async throws {
@@ -33,9 +32,9 @@ struct TLSTests {
             "servers", ["add-user", "cs-roles", Self.password, "conflictscope"], environment: servers)
         try #require(added == 0)
 
-        let tunnel = try startTunnel(folder: folder, caFile: "\(certificates)/ca.crt", port: Self.tunnelPort)
-        defer { tunnel.signal(SIGTERM) }
-        let redisThroughTunnel = "redis://127.0.0.1:\(Self.tunnelPort)/0"
+        let (tunnel, tunnelPort) = try startTunnel(folder: folder, caFile: "\(certificates)/ca.crt")
+        defer { tunnel.signal(SIGKILL) }
+        let redisThroughTunnel = "redis://127.0.0.1:\(tunnelPort)/0"
         let amqps =
             "amqps://cs-roles:\(Self.password)@localhost:\(Self.amqpsPort)/conflictscope?cacertfile=\(certificates)/ca.crt"
 
@@ -67,10 +66,9 @@ struct TLSTests {
         await wrong.close()
 
         // Redis through a tunnel that trusts the wrong CA: no answer; through the right one: PONG.
-        let wrongTunnel = try startTunnel(
-            folder: folder, caFile: "\(certificates)/wrong-ca.crt", port: Self.tunnelPort + 1)
-        defer { wrongTunnel.signal(SIGTERM) }
-        let refused = try RedisClient(url: "redis://127.0.0.1:\(Self.tunnelPort + 1)/0")
+        let (wrongTunnel, wrongPort) = try startTunnel(folder: folder, caFile: "\(certificates)/wrong-ca.crt")
+        defer { wrongTunnel.signal(SIGKILL) }
+        let refused = try RedisClient(url: "redis://127.0.0.1:\(wrongPort)/0")
         defer { refused.shutdown() }
         #expect(await refused.answersNow() == false)
         let accepted = try RedisClient(url: redisThroughTunnel)
@@ -79,8 +77,10 @@ struct TLSTests {
         #expect(try await runScript("servers", ["stop"], environment: servers).0 == 0)
     }
 
-    /// stunnel with the shipped client config, pointed at the local Redis and CA; waits until it listens.
-    private func startTunnel(folder: URL, caFile: String, port: Int) throws -> ChildProcess {
+    /// stunnel with the shipped client config, pointed at the local Redis and CA, on a free port; waits
+    /// until it listens. Stop it with SIGKILL: it inherits this process's blocked SIGTERM.
+    private func startTunnel(folder: URL, caFile: String) throws -> (ChildProcess, Int) {
+        let port = try freePort()
         let shipped = try String(
             contentsOf: repositoryRoot.appendingPathComponent("k8s/stunnel-redis.conf"), encoding: .utf8)
         let local =
@@ -106,7 +106,7 @@ struct TLSTests {
             }
             Thread.sleep(forTimeInterval: 0.1)
         }
-        return tunnel
+        return (tunnel, port)
     }
 }
 
