@@ -28,8 +28,9 @@ RUN swift build -c release --product conflictscope --static-swift-stdlib \
     && strip --strip-debug /out/conflictscope \
     && cp -R "$bin/conflictscope_ConflictScope.resources" /out/
 
-# Runtime stage: Debian 12 with only the shared libraries the binary links (ldd) and CA
-# certificates for HTTPS to providers. cluster/image-check installs exactly this package list.
+# Runtime stage: Debian 12 with only the shared libraries the binary links (ldd), CA certificates
+# for HTTPS to providers, and stunnel, which the pods run as their TLS tunnel to Redis (hiredis 0.14
+# has no TLS). cluster/image-check installs exactly this package list.
 FROM debian:bookworm-slim AS runtime
 RUN apt-get update \
     && apt-get install -y --no-install-recommends \
@@ -39,6 +40,7 @@ RUN apt-get update \
         librabbitmq4 \
         libsqlite3-0 \
         libstdc++6 \
+        stunnel4 \
         zlib1g \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --system --uid 10001 --user-group --no-create-home \

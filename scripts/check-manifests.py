@@ -2,9 +2,11 @@
 
 Kubernetes' own kinds go to kubernetes-validate (strict: unknown fields fail); custom resources
 are checked against our schemas in k8s/schemas/; a kind with neither fails. Then a few checks of
-our own that no schema can express: placeholder-only secrets, the worker's grace period against
-its drain time, metrics flags and scrape annotations on every role, and KEDA's queue pattern
-against real queue names.
+our own that no schema can express: the worker's grace period against its drain time, metrics
+flags and scrape annotations on every role, KEDA's queue pattern against real queue names, and the
+security model (docs/operations.md, "Security model"): no Secret rendered, every pod template within
+Pod Security "restricted" and the namespace enforcing it, a default-deny NetworkPolicy, provider
+keys only in the workers, TLS URLs and the Redis tunnel in every role, no administrator user.
 
 Usage: check-manifests.py RENDERED.yaml SCHEMA_DIR KUBERNETES_VALIDATE|-
 (`-`: skip kubernetes-validate, for broken copies aimed at the other checks; it is the slow part).
@@ -76,12 +78,8 @@ def house_rules(documents):
         kind, meta = doc.get("kind"), doc.get("metadata", {})
         where = f"{kind}/{meta.get('name', '?')}"
         if kind == "Secret":
-            # Templates only: a committed secret holds nothing but empty values and placeholders.
-            for key, value in (doc.get("stringData") or {}).items():
-                if value and "REPLACE_ME" not in value:
-                    problems.append(f"{where}: {key} holds a value; commit placeholders only")
-            if doc.get("data"):
-                problems.append(f"{where}: use stringData placeholders, not data")
+            # Applying again must never overwrite the real Secrets with templates: they are made once by hand.
+            problems.append(f"{where}: Secrets must not be in the kustomization (created once, by hand)")
         template = pod_template(doc)
         component = meta.get("labels", {}).get("app.kubernetes.io/component")
         if template is None or component not in ROLES:
@@ -107,13 +105,159 @@ def house_rules(documents):
                         "by at least 10 s"
                     )
     problems += check_queue_pattern(documents)
+    problems += check_security(documents)
     return problems
 
 
 def pod_template(doc):
-    if doc.get("kind") in {"Deployment", "StatefulSet", "Job"}:
+    if doc.get("kind") in {"Deployment", "StatefulSet", "Job", "DaemonSet", "ReplicaSet"}:
         return doc.get("spec", {}).get("template")
+    if doc.get("kind") == "CronJob":
+        return doc.get("spec", {}).get("jobTemplate", {}).get("spec", {}).get("template")
+    if doc.get("kind") == "Pod":
+        return doc
     return None
+
+
+PROVIDER_KEYS = "conflictscope-provider-keys"
+ADMIN_SECRET = "conflictscope-rabbitmq-default-user"  # the Cluster Operator's administrator
+ALLOWED_VOLUMES = {"configMap", "csi", "downwardAPI", "emptyDir", "ephemeral", "persistentVolumeClaim",
+                   "projected", "secret"}
+
+
+def pod_templates(documents):
+    """(where, pod spec, ours) for every pod the manifests make, including the RabbitMQ operator's
+    StatefulSet as far as our override shapes it (the operator merges it into its own)."""
+    for doc in documents:
+        where = f"{doc.get('kind')}/{doc.get('metadata', {}).get('name', '?')}"
+        template = pod_template(doc)
+        if template is not None:
+            yield where, template.get("spec", {}), True
+        elif doc.get("kind") == "RabbitmqCluster":
+            override = doc.get("spec", {}).get("override", {}).get("statefulSet", {})
+            yield where, override.get("spec", {}).get("template", {}).get("spec", {}), False
+
+
+def restricted_problems(where, spec, ours):
+    """Pod Security "restricted" (Kubernetes' pod security standards), plus a read-only root
+    filesystem for the pods we build ourselves."""
+    problems = []
+    pod = spec.get("securityContext") or {}
+    containers = [(c.get("name", "?"), c) for c in spec.get("initContainers", []) + spec.get("containers", [])]
+    if not containers:
+        problems.append(f"{where}: no containers to check against the restricted profile")
+    for field in ("hostNetwork", "hostPID", "hostIPC"):
+        if spec.get(field):
+            problems.append(f"{where}: {field} is not allowed (restricted)")
+    for volume in spec.get("volumes", []):
+        kinds = set(volume) - {"name"}
+        if not kinds <= ALLOWED_VOLUMES:
+            problems.append(f"{where}: volume {volume.get('name')} of type {sorted(kinds)} is not allowed (restricted)")
+    if pod.get("runAsUser") == 0:
+        problems.append(f"{where}: runAsUser 0 (restricted)")
+    for name, container in containers:
+        context = container.get("securityContext") or {}
+        at = f"{where}: container {name}"
+        if not (context.get("runAsNonRoot", pod.get("runAsNonRoot")) is True):
+            problems.append(f"{at}: runAsNonRoot must be true (restricted)")
+        if context.get("runAsUser") == 0:
+            problems.append(f"{at}: runAsUser 0 (restricted)")
+        seccomp = (context.get("seccompProfile") or pod.get("seccompProfile") or {}).get("type")
+        if seccomp not in ("RuntimeDefault", "Localhost"):
+            problems.append(f"{at}: seccompProfile must be RuntimeDefault or Localhost (restricted)")
+        if context.get("allowPrivilegeEscalation") is not False:
+            problems.append(f"{at}: allowPrivilegeEscalation must be false (restricted)")
+        if context.get("privileged"):
+            problems.append(f"{at}: privileged (restricted)")
+        capabilities = context.get("capabilities") or {}
+        if "ALL" not in (capabilities.get("drop") or []):
+            problems.append(f"{at}: capabilities must drop ALL (restricted)")
+        if set(capabilities.get("add") or []) - {"NET_BIND_SERVICE"}:
+            problems.append(f"{at}: only NET_BIND_SERVICE may be added (restricted)")
+        if any(port.get("hostPort") for port in container.get("ports", [])):
+            problems.append(f"{at}: hostPort is not allowed")
+        if ours and context.get("readOnlyRootFilesystem") is not True:
+            problems.append(f"{at}: readOnlyRootFilesystem must be true (writable paths as volumes)")
+    return problems
+
+
+def secret_names(spec):
+    """Every Secret a pod spec reads, by container name ("" for volumes)."""
+    found = []
+    for container in spec.get("initContainers", []) + spec.get("containers", []):
+        name = container.get("name", "?")
+        for source in container.get("envFrom", []):
+            if "secretRef" in source:
+                found.append((name, source["secretRef"].get("name")))
+        for variable in container.get("env", []):
+            reference = (variable.get("valueFrom") or {}).get("secretKeyRef")
+            if reference:
+                found.append((name, reference.get("name")))
+    for volume in spec.get("volumes", []):
+        if "secret" in volume:
+            found.append(("", volume["secret"].get("secretName")))
+        for source in (volume.get("projected") or {}).get("sources", []):
+            if "secret" in source:
+                found.append(("", source["secret"].get("name")))
+    return found
+
+
+def check_security(documents):
+    problems = []
+    namespaces = [d for d in documents if d.get("kind") == "Namespace"]
+    for namespace in namespaces:
+        labels = namespace.get("metadata", {}).get("labels", {})
+        if labels.get("pod-security.kubernetes.io/enforce") != "restricted":
+            problems.append(f"Namespace/{namespace['metadata']['name']}: must enforce Pod Security \"restricted\"")
+    if not namespaces:
+        problems.append("no Namespace: the namespace must be rendered, labelled to enforce \"restricted\"")
+
+    for where, spec, ours in pod_templates(documents):
+        problems += restricted_problems(where, spec, ours)
+
+    # Default deny: a policy selecting every pod, for both directions, that allows nothing.
+    default_deny = [
+        d for d in documents
+        if d.get("kind") == "NetworkPolicy" and d.get("spec", {}).get("podSelector") in ({}, None)
+        and set(d["spec"].get("policyTypes", [])) == {"Ingress", "Egress"}
+        and not d["spec"].get("ingress") and not d["spec"].get("egress")
+    ]
+    if not default_deny:
+        problems.append("no default-deny NetworkPolicy (podSelector {}, policyTypes Ingress and Egress, no rules)")
+
+    for doc in documents:
+        template = pod_template(doc)
+        if template is None:
+            continue
+        where = f"{doc['kind']}/{doc['metadata']['name']}"
+        component = template.get("metadata", {}).get("labels", {}).get("app.kubernetes.io/component")
+        spec = template.get("spec", {})
+        for container, secret in secret_names(spec):
+            if secret == PROVIDER_KEYS and (component != "worker" or container not in ("worker", "")):
+                problems.append(f"{where}: {PROVIDER_KEYS} is mounted outside the worker container")
+            if secret == ADMIN_SECRET:
+                problems.append(f"{where}: uses the RabbitMQ administrator ({ADMIN_SECRET}); use the roles' user")
+        if component not in ROLES:
+            continue
+        for container in spec.get("containers", []):
+            values = {v.get("name"): v.get("value") for v in container.get("env", [])}
+            amqp = values.get("CONFLICTSCOPE_AMQP_URL") or ""
+            if not amqp.startswith("amqps://"):
+                problems.append(f"{where}: CONFLICTSCOPE_AMQP_URL must be amqps:// (TLS)")
+            redis = values.get("CONFLICTSCOPE_REDIS_URL") or ""
+            if not re.search(r"@127\.0\.0\.1:6379/", redis):
+                problems.append(f"{where}: CONFLICTSCOPE_REDIS_URL must go through the TLS tunnel on 127.0.0.1:6379")
+        tunnels = [c for c in spec.get("initContainers", [])
+                   if c.get("restartPolicy") == "Always" and "stunnel" in " ".join(c.get("command", []))]
+        if not tunnels:
+            problems.append(f"{where}: no redis-tunnel sidecar (stunnel, restartPolicy Always)")
+
+    for doc in documents:
+        if doc.get("kind") == "TriggerAuthentication":
+            for reference in doc.get("spec", {}).get("secretTargetRef", []):
+                if reference.get("name") == ADMIN_SECRET:
+                    problems.append(f"TriggerAuthentication/{doc['metadata']['name']}: KEDA must not use the administrator")
+    return problems
 
 
 def flag(args, name):

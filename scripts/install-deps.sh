@@ -4,10 +4,12 @@
 set -euo pipefail
 
 # rabbitmq-server and redis-server: the cluster's servers (started on loopback by cluster/servers);
-# librabbitmq-dev (rabbitmq-c 0.11) and libhiredis-dev (0.14): the C clients the cluster module wraps.
+# librabbitmq-dev (rabbitmq-c 0.11) and libhiredis-dev (0.14): the C clients the cluster module wraps
+# (librabbitmq-dev brings libssl-dev, whose headers the TLS shim includes). openssl and stunnel4: the
+# TLS tests make a CA at test time and reach Redis through stunnel, as the pods do.
 # chromium and fonts-dejavu-core: the HTML report's browser tests and `make screenshot` (headless).
-packages=(python3 python3-venv libsqlite3-dev pkg-config librabbitmq-dev libhiredis-dev rabbitmq-server redis-server
-    chromium fonts-dejavu-core)
+packages=(python3 python3-venv libsqlite3-dev pkg-config librabbitmq-dev libhiredis-dev libssl-dev rabbitmq-server
+    redis-server openssl stunnel4 chromium fonts-dejavu-core)
 
 missing=()
 for package in "${packages[@]}"; do

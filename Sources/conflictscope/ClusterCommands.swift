@@ -39,8 +39,8 @@ struct ClusterOptions: ParsableArguments {
     }
 
     static let environmentHelp = """
-        Servers come from the environment: CONFLICTSCOPE_AMQP_URL (default \(ClusterEnvironment.defaultAMQP)) and \
-        CONFLICTSCOPE_REDIS_URL (default \(ClusterEnvironment.defaultRedis)). Provider API keys come from the \
+        Servers come from the environment: CONFLICTSCOPE_AMQP_URL (default \(ClusterEnvironment.defaultAMQP); \
+        amqps://...?cacertfile=CA.pem for TLS) and CONFLICTSCOPE_REDIS_URL (default \(ClusterEnvironment.defaultRedis)). Provider API keys come from the \
         variables the config names. Logs go to stderr (level: CONFLICTSCOPE_LOG_LEVEL, default info; \
         CONFLICTSCOPE_LOG_FORMAT=json writes one JSON object per line).
         """
@@ -168,7 +168,8 @@ struct CoordinatorCommand: AsyncParsableCommand {
     var json = false
 
     func run() async throws {
-        let sweep = try loadConfig(cluster.config)
+        // No provider calls here, so no keys: in Kubernetes only the workers hold them.
+        let sweep = try loadConfig(cluster.config, requireAPIKeys: false)
         let logger = ClusterEnvironment.logger("coordinator")
         let (broker, redis) = try ClusterEnvironment.connect(role: "coordinator", logger: logger)
         defer { redis.shutdown() }
@@ -278,7 +279,8 @@ struct AggregatorCommand: AsyncParsableCommand {
     var refitSeconds = 2.0
 
     func run() async throws {
-        let config = try loadConfig(cluster.config)
+        // No provider calls here, so no keys: in Kubernetes only the workers hold them.
+        let config = try loadConfig(cluster.config, requireAPIKeys: false)
         let logger = ClusterEnvironment.logger("aggregator")
         let (broker, redis) = try ClusterEnvironment.connect(role: "aggregator", logger: logger)
         defer { redis.shutdown() }

@@ -50,9 +50,10 @@ struct StatusCommand: AsyncParsableCommand {
 }
 
 /// Reads a config file, as a one-line error when it is wrong.
-func loadConfig(_ path: String) throws -> SweepConfig {
+/// Loads and validates the config; `requireAPIKeys: false` for roles that make no provider calls.
+func loadConfig(_ path: String, requireAPIKeys: Bool = true) throws -> SweepConfig {
     do {
-        return try SweepConfig.load(path: path)
+        return try SweepConfig.load(path: path, requireAPIKeys: requireAPIKeys)
     } catch {
         throw CommandFailure("\(error)")
     }

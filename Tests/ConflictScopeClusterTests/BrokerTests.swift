@@ -263,11 +263,28 @@ struct BrokerTests {
         #expect(ipv6.host == "::1" && ipv6.port == 5673 && ipv6.vhost == "jobs")
         #expect(!ipv6.description.contains("secretpw"))
 
+        // amqps: TLS on 5671, verified against the system CAs unless a CA file is named.
+        let managed = try BrokerSettings(url: "amqps://u:secretpw@b-1.mq.example.com/prod")
+        #expect(managed.port == 5671 && managed.tls == BrokerSettings.TLS())
+        #expect(managed.tls?.verifyPeer == true && managed.tls?.caCertificateFile == nil)
+        #expect(managed.description == "amqps://u:***@b-1.mq.example.com:5671/prod")
+        let own = try BrokerSettings(
+            url: "amqps://u:secretpw@rabbit:5671/cs?cacertfile=/tls/ca.crt&certfile=/tls/c.crt&keyfile=/tls/c.key")
+        #expect(
+            own.tls
+                == BrokerSettings.TLS(
+                    caCertificateFile: "/tls/ca.crt", certificateFile: "/tls/c.crt", keyFile: "/tls/c.key"))
+        #expect(try BrokerSettings(url: "amqps://h/?verify=verify_none").tls?.verifyPeer == false)
+        #expect(try BrokerSettings(url: "amqp://h/").tls == nil)
+
         let bad = [
-            "", "rabbit:5672", "http://u:secretpw@h/", "amqps://u:secretpw@h/", "amqp://u:secretpw@:5672/",
+            "", "rabbit:5672", "http://u:secretpw@h/", "amqp://u:secretpw@:5672/",
             "amqp://u:secretpw@h:99999/", "amqp://u:secretpw@h:0/", "amqp://u:secretpw@h:abc/",
             "amqp://u:secret%zzpw@h/", "amqp://u:secretpw@h/a/b", "amqp://:secretpw@h/",
             "amqp://u:secretpw@h/?heartbeat=-1", "amqp://u:secretpw@h/?secretpw=1", "amqp://u:secretpw@[::1/",
+            // TLS parameters need amqps, a value, both halves of a client certificate, a known verify mode.
+            "amqp://u:secretpw@h/?cacertfile=/ca.pem", "amqps://u:secretpw@h/?cacertfile=",
+            "amqps://u:secretpw@h/?certfile=/c.pem", "amqps://u:secretpw@h/?verify=secretpw",
         ]
         for url in bad {
             do {

@@ -125,20 +125,26 @@ final class LocalCluster: @unchecked Sendable {
     let configPath: String
     let config: SweepConfig
     let logs: URL
+    /// The servers the roles use (the defaults: the test command's plain servers).
+    let amqp: String
+    let redis: String
     // Touched only from the test's own task.
     var workers: [ChildProcess] = []
     var aggregator: ChildProcess?
 
-    init(configPath: String, config: SweepConfig) {
+    init(configPath: String, config: SweepConfig, amqp: String = amqpURL, redis: String = redisURL) {
         self.configPath = configPath
         self.config = config
         self.logs = URL(fileURLWithPath: configPath).deletingLastPathComponent()
+        self.amqp = amqp
+        self.redis = redis
     }
 
     func start(_ role: String, _ extra: [String] = []) throws -> ChildProcess {
         try ChildProcess(
             conflictscopeBinary, [role, "--config", configPath] + extra,
-            log: logs.appendingPathComponent("\(role)-\(UUID().uuidString.prefix(6)).log").path)
+            log: logs.appendingPathComponent("\(role)-\(UUID().uuidString.prefix(6)).log").path,
+            environment: ["CONFLICTSCOPE_AMQP_URL": amqp, "CONFLICTSCOPE_REDIS_URL": redis])
     }
 
     func startAggregator() throws { aggregator = try start("aggregator") }
@@ -165,9 +171,9 @@ final class LocalCluster: @unchecked Sendable {
     /// Deletes the sweep's queues: durable queues left by every test would make each later broker
     /// restart slower (RabbitMQ recovers them all at boot).
     private func deleteQueues() async {
-        let redis = try? RedisClient(url: redisURL)
+        let redis = try? RedisClient(url: self.redis)
         defer { redis?.shutdown() }
-        guard let settings = try? BrokerSettings(url: amqpURL),
+        guard let settings = try? BrokerSettings(url: amqp),
             let sweepID = try? await redis?.get(ClusterNames.sweepKey(configName: config.name))
         else { return }
         let broker = BrokerConnection(settings: settings, name: "test-cleanup", logger: Logger(label: "test"))
@@ -214,9 +220,12 @@ final class LocalCluster: @unchecked Sendable {
 
 /// Runs a cluster/ script and returns its exit status.
 @discardableResult
-func runScript(_ name: String, _ arguments: [String], timeout: Double = 120) async throws -> (Int32, String) {
+func runScript(
+    _ name: String, _ arguments: [String], environment: [String: String] = [:], timeout: Double = 120
+) async throws -> (Int32, String) {
     let log = FileManager.default.temporaryDirectory.appendingPathComponent("cs-script-\(UUID().uuidString).log").path
-    let child = try ChildProcess(repositoryRoot.appendingPathComponent("cluster/\(name)").path, arguments, log: log)
+    let child = try ChildProcess(
+        repositoryRoot.appendingPathComponent("cluster/\(name)").path, arguments, log: log, environment: environment)
     return try await child.finish(timeout: timeout)
 }
 

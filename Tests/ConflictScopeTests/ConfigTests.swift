@@ -274,6 +274,14 @@ struct ConfigTests {
             line: .at(lineNumber(of: "api_key_env", in: text)!))
     }
 
+    /// The cluster's coordinator and aggregator make no calls and hold no keys in Kubernetes.
+    @Test func rolesWithoutCallsLoadTheConfigWithoutKeys() throws {
+        let text = inserting(Self.openAIProvider, after: #"kind = "simulated""#)
+        let config = try SweepConfig.parse(text, file: configFile, environment: [:], requireAPIKeys: false)
+        #expect(config.providers["oai"]?.apiKeyEnv == "CONFLICTSCOPE_TEST_KEY")
+        #expect(throws: ConfigError.self) { try SweepConfig.parse(text, file: configFile, environment: [:]) }
+    }
+
     @Test func presentAPIKeyVariable() throws {
         let text = inserting(Self.openAIProvider, after: #"kind = "simulated""#)
         let config = try SweepConfig.parse(

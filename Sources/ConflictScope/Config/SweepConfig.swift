@@ -201,20 +201,25 @@ public struct SweepConfig: Sendable {
 }
 
 extension SweepConfig {
-    /// Reads and validates a config file. `environment` is consulted only for the presence of API keys.
-    public static func load(path: String, environment: [String: String] = ProcessInfo.processInfo.environment)
-        throws -> SweepConfig
-    {
+    /// Reads and validates a config file. `environment` is consulted only for the presence of API keys,
+    /// and only when `requireAPIKeys` is true: the cluster's coordinator and aggregator make no calls, so
+    /// they load the config without the keys (which only the workers hold).
+    public static func load(
+        path: String, environment: [String: String] = ProcessInfo.processInfo.environment,
+        requireAPIKeys: Bool = true
+    ) throws -> SweepConfig {
         let text: String
         do {
             text = try String(contentsOfFile: path, encoding: .utf8)
         } catch {
             throw ConfigError(file: path, line: nil, message: "cannot read the config file")
         }
-        return try parse(text, file: path, environment: environment)
+        return try parse(text, file: path, environment: environment, requireAPIKeys: requireAPIKeys)
     }
 
-    public static func parse(_ text: String, file: String, environment: [String: String]) throws -> SweepConfig {
+    public static func parse(
+        _ text: String, file: String, environment: [String: String], requireAPIKeys: Bool = true
+    ) throws -> SweepConfig {
         let source = TOMLSource(file: file, text: text)
         if let line = TOMLSource.malformedTableHeaderLine(in: text) {
             throw ConfigError(file: file, line: line, message: "TOML syntax: a table header must start with a key name")
@@ -367,7 +372,8 @@ extension SweepConfig {
         guard let providerTable = try top.table("providers") else { throw top.error(nil, "missing table [providers]") }
         var providers: [String: Provider] = [:]
         for (providerName, fields) in try providerTable.tables() {
-            providers[providerName] = try provider(providerName, fields, environment: environment)
+            providers[providerName] = try provider(
+                providerName, fields, environment: environment, requireAPIKeys: requireAPIKeys)
         }
 
         guard let modelTable = try top.table("models") else { throw top.error(nil, "missing table [models]") }
@@ -424,7 +430,9 @@ extension SweepConfig {
             targets: targets)
     }
 
-    private static func provider(_ name: String, _ fields: TOMLFields, environment: [String: String]) throws
+    private static func provider(
+        _ name: String, _ fields: TOMLFields, environment: [String: String], requireAPIKeys: Bool
+    ) throws
         -> Provider
     {
         let kindName = try fields.requiredString("kind")
@@ -464,7 +472,7 @@ extension SweepConfig {
                 provider.baseURL = kind == .openai ? "https://api.openai.com/v1" : "https://api.anthropic.com/v1"
             }
             // A local OpenAI-compatible server may need no key; a named variable must be set.
-            if let variable = provider.apiKeyEnv, (environment[variable] ?? "").isEmpty {
+            if requireAPIKeys, let variable = provider.apiKeyEnv, (environment[variable] ?? "").isEmpty {
                 throw fields.error(
                     "api_key_env", "\(fields.key("api_key_env")): environment variable \(variable) is not set")
             }

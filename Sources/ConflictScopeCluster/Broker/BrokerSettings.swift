@@ -1,10 +1,35 @@
 import Foundation
 
-/// Where and how to reach RabbitMQ: `amqp://user:password@host:port/vhost`.
+/// Where and how to reach RabbitMQ: `amqp://user:password@host:port/vhost`, or `amqps://` for TLS.
 ///
 /// User, password and vhost are percent-decoded; the vhost is "/" when the path is empty or "/" (write
 /// `%2F` for "/" inside a longer path). `description` shows the URL with the password masked.
 public struct BrokerSettings: Sendable, CustomStringConvertible {
+    /// TLS for an `amqps://` URL. The broker's certificate chain and host name are verified by default.
+    public struct TLS: Sendable, Equatable {
+        /// PEM file of the CAs to trust; nil trusts the system's CAs (what managed brokers need). URL query
+        /// parameter `cacertfile`.
+        public var caCertificateFile: String?
+        /// PEM client certificate (chain) for brokers that require one, with `keyFile`. URL query parameter
+        /// `certfile`.
+        public var certificateFile: String?
+        /// PEM private key (unencrypted) of `certificateFile`. URL query parameter `keyfile`.
+        public var keyFile: String?
+        /// Verify the broker's certificate and host name. Default true; `verify=verify_none` in the URL turns
+        /// it off (never for real traffic).
+        public var verifyPeer: Bool = true
+
+        public init(
+            caCertificateFile: String? = nil, certificateFile: String? = nil, keyFile: String? = nil,
+            verifyPeer: Bool = true
+        ) {
+            self.caCertificateFile = caCertificateFile
+            self.certificateFile = certificateFile
+            self.keyFile = keyFile
+            self.verifyPeer = verifyPeer
+        }
+    }
+
     /// Broker host name or address (IPv6 without brackets).
     public var host: String
     /// Broker port. Default 5672.
@@ -21,6 +46,8 @@ public struct BrokerSettings: Sendable, CustomStringConvertible {
     /// Time allowed for the TCP connect and for each connection-setup step, in seconds. Default 5. URL
     /// query parameter `connection_timeout` (milliseconds, as in other AMQP clients).
     public var connectTimeoutSeconds: Double = 5
+    /// TLS settings; nil for a plain `amqp://` connection. Default nil.
+    public var tls: TLS?
 
     public init(
         host: String = "127.0.0.1", port: Int = 5672, user: String = "guest", password: String = "guest",
@@ -33,8 +60,9 @@ public struct BrokerSettings: Sendable, CustomStringConvertible {
         self.vhost = vhost
     }
 
-    /// Parses `amqp://user:password@host:port/vhost?heartbeat=30`. Missing user and password default to
-    /// guest/guest, a missing port to 5672. Throws ``BrokerError/invalidSettings`` with a one-line message
+    /// Parses `amqp://user:password@host:port/vhost?heartbeat=30`, or `amqps://...` with the TLS parameters
+    /// `cacertfile`, `certfile`, `keyfile` and `verify` (the names RabbitMQ's own clients use). Missing user
+    /// and password default to guest/guest, a missing port to 5672 (5671 for amqps). Throws ``BrokerError/invalidSettings`` with a one-line message
     /// naming the part that is wrong; the message never quotes the URL, so it cannot leak the password.
     public init(url: String) throws {
         func invalid(_ message: String) -> BrokerError { .invalidSettings("AMQP URL: \(message)") }
@@ -44,12 +72,15 @@ public struct BrokerSettings: Sendable, CustomStringConvertible {
             throw invalid("expected amqp://user:password@host:port/vhost")
         }
         let scheme = text[..<schemeEnd.lowerBound].lowercased()
-        if scheme == "amqps" { throw invalid("amqps:// (TLS) is not supported; use amqp://") }
-        guard scheme == "amqp" else { throw invalid("the scheme must be amqp://") }
+        guard scheme == "amqp" || scheme == "amqps" else { throw invalid("the scheme must be amqp:// or amqps://") }
         let rest = text[schemeEnd.upperBound...]
 
         // The user info ends at the last "@": a password may contain "/", "?" or "#" without encoding.
         self.init()
+        if scheme == "amqps" {
+            tls = TLS()
+            port = 5671
+        }
         var afterUser = rest
         if let at = rest.lastIndex(of: "@") {
             let userInfo = rest[..<at]
@@ -142,9 +173,29 @@ public struct BrokerSettings: Sendable, CustomStringConvertible {
                     throw invalid("connection_timeout must be a positive number of milliseconds")
                 }
                 connectTimeoutSeconds = Double(milliseconds) / 1000
+            case "cacertfile", "certfile", "keyfile", "verify":
+                guard tls != nil else { throw invalid("\(parts[0]) needs an amqps:// URL") }
+                guard let decoded = String(value).removingPercentEncoding, !decoded.isEmpty else {
+                    throw invalid("\(parts[0]) needs a value")
+                }
+                switch parts[0] {
+                case "cacertfile": tls?.caCertificateFile = decoded
+                case "certfile": tls?.certificateFile = decoded
+                case "keyfile": tls?.keyFile = decoded
+                default:
+                    guard decoded == "verify_peer" || decoded == "verify_none" else {
+                        throw invalid("verify must be verify_peer or verify_none")
+                    }
+                    tls?.verifyPeer = decoded == "verify_peer"
+                }
             default:
-                throw invalid("unsupported query parameter (supported: heartbeat, connection_timeout)")
+                throw invalid(
+                    "unsupported query parameter (supported: heartbeat, connection_timeout, and for amqps: "
+                        + "cacertfile, certfile, keyfile, verify)")
             }
+        }
+        if let tls, (tls.certificateFile == nil) != (tls.keyFile == nil) {
+            throw invalid("a client certificate needs both certfile and keyfile")
         }
     }
 
@@ -155,6 +206,6 @@ public struct BrokerSettings: Sendable, CustomStringConvertible {
         let encodedUser = user.addingPercentEncoding(withAllowedCharacters: .urlUserAllowed) ?? ""
         let shownHost = host.contains(":") ? "[\(host)]" : host
         let secret = password.isEmpty ? "" : ":***"
-        return "amqp://\(encodedUser)\(secret)@\(shownHost):\(port)/\(encodedVhost)"
+        return "\(tls == nil ? "amqp" : "amqps")://\(encodedUser)\(secret)@\(shownHost):\(port)/\(encodedVhost)"
     }
 }

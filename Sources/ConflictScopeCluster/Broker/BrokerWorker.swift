@@ -170,11 +170,23 @@ final class BrokerWorker: @unchecked Sendable {
             amqp_destroy_connection(state)
             return false
         }
-        guard let socket = amqp_tcp_socket_new(state) else { return fail("socket", "out of memory") }
+        let socket: OpaquePointer
+        if let tls = settings.tls {
+            switch makeTLSSocket(state, tls) {
+            case .success(let made): socket = made
+            case .failure(let problem): return fail("tls", problem.description)
+            }
+        } else {
+            guard let made = amqp_tcp_socket_new(state) else { return fail("socket", "out of memory") }
+            socket = made
+        }
         let seconds = max(settings.connectTimeoutSeconds, 0.001)
         var timeout = timeval(tv_sec: .init(seconds), tv_usec: .init(seconds.truncatingRemainder(dividingBy: 1) * 1e6))
         let opened = amqp_socket_open_noblock(socket, settings.host, Int32(settings.port), &timeout)
-        guard opened == AMQP_STATUS_OK.rawValue else { return fail("tcp", amqpStatusText(opened)) }
+        guard opened == AMQP_STATUS_OK.rawValue else {
+            if let tls = settings.tls, let reason = tlsFailureText(opened, tls) { return fail("tls", reason) }
+            return fail("tcp", amqpStatusText(opened))
+        }
         _ = amqp_set_handshake_timeout(state, &timeout)
         _ = amqp_set_rpc_timeout(state, &timeout)
 
