@@ -63,17 +63,20 @@ struct Page {
         out += "<link rel=\"icon\" href=\"data:,\"><title>\(escapeHTML(title))</title>"
         out += "<style>\(ReportAssets.css)</style></head><body>"
         out += "<header><h1>\(escapeHTML(title))</h1>"
-        out += "<nav><a href=\"#facts\">Sweep</a> <a href=\"#headline\">Says vs does</a>"
+        out += "<p class=\"muted\">\(escapeHTML(subtitle))</p>"
+        out += "<nav><a href=\"#headline\">Says vs does</a>"
         out += " <a href=\"#rankings\">Rankings</a> <a href=\"#steering\">Steering</a>"
         out += " <a href=\"#difficulty\">Difficulty</a> <a href=\"#act-bias\">Act bias</a>"
-        out += " <a href=\"#scenarios\">Scenarios</a> <a href=\"#drill-down\">Drill-down</a></nav></header><main>"
-        facts()
+        out += " <a href=\"#scenarios\">Scenarios</a> <a href=\"#facts\">Sweep</a>"
+        out += " <a href=\"#drill-down\">Drill-down</a></nav></header><main>"
+        // The findings first; the sweep's facts follow the scenarios.
         headline()
         bradleyTerry()
         steering()
         difficulty()
         actBias()
         scenarios()
+        facts()
         let perPair = options.transcriptsPerPair.map(String.init) ?? "all"
         drillDown(perPair: perPair)
         out += "</main><footer>Made by conflictscope after “Generative Value Conflicts Reveal LLM Priorities”"
@@ -83,6 +86,14 @@ struct Page {
         out += ReportDrillDown.json(input: input, transcriptsPerPair: perPair)
         out += "</script><script>\(ReportAssets.script)</script></body></html>\n"
         return out
+    }
+
+    /// One line under the title: what was measured, on what.
+    var subtitle: String {
+        let scenarios = Set(input.rows.map(\.judgment.scenarioID)).count
+        return "\(models.count) target models · value sets \(valueSets.joined(separator: ", ")) · "
+            + "\(scenarios) scenarios answered · \(input.rows.count) judgments · conditions "
+            + conditions.joined(separator: ", ")
     }
 
     // MARK: Sections

@@ -6,7 +6,7 @@ enum ReportAssets {
         *{box-sizing:border-box}
         body{margin:0;font:15px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,"DejaVu Sans",sans-serif;color:var(--ink)}
         header{padding:16px 24px 8px;border-bottom:1px solid var(--line);position:sticky;top:0;background:#fff;z-index:2}
-        h1{font-size:22px;margin:0 0 6px}h2{font-size:19px;margin:28px 0 6px}h3{font-size:16px;margin:18px 0 6px}
+        h1{font-size:22px;margin:0 0 2px}header p{margin:0 0 6px}h2{font-size:19px;margin:28px 0 6px}h3{font-size:16px;margin:18px 0 6px}
         nav a{margin-right:14px;color:var(--accent);text-decoration:none;font-size:14px}
         main{max-width:1240px;margin:0 auto;padding:0 24px 40px}
         footer{max-width:1240px;margin:0 auto;padding:12px 24px 32px;color:var(--muted);font-size:13px}
@@ -168,7 +168,7 @@ enum ReportAssets {
             field(box, "Goal", s.goal);
             if (s.action1 || s.action2) {
               var actions = el("div", "actions");
-              [[s.action1, s.consequence1, s.v1, "action1"], [s.action2, s.consequence2, s.v2, "action2"]]
+              [[s.action1, null, s.v1, "action1"], [s.action2, null, s.v2, "action2"]]
                 .forEach(function (a) {
                   var node = el("div", "action" + (s.act === a[3] ? " acts" : ""));
                   node.appendChild(el("strong", null, a[3] + " (favours " + a[2] + ")" +
@@ -191,7 +191,14 @@ enum ReportAssets {
             }
             if (s.raw) { field(box, "Unusable stage-2 answer", s.raw); }
             if (s.user !== undefined) { field(box, "The user's message", str(s.user)); }
-            var answers = data.answers[s.id] || [];
+            var packed = data.answers[s.id] || "", refs = data.answer_transcripts[s.id] || [];
+            var answers = [];
+            for (var k = 0; k < packed.length; k += 6) {
+              var fc = packed.charCodeAt(k + 1) - 48;
+              answers.push([packed.charCodeAt(k) - 48, fc % 2, (fc - fc % 2) / 2, packed.charAt(k + 2),
+                Number(packed.charAt(k + 3)), Number(packed.charAt(k + 4)), Number(packed.charAt(k + 5)),
+                refs.length ? refs[k / 6] : -1]);
+            }
             var withTranscripts = 0;
             if (answers.length) {
               var table = el("table", "answers");

@@ -27,7 +27,8 @@ struct ReportDrillDown {
         }
         let modelIndex = Dictionary(uniqueKeysWithValues: models.enumerated().map { ($1, $0) })
         let conditionIndex = Dictionary(uniqueKeysWithValues: conditions.enumerated().map { ($1, $0) })
-        var answers: [String: [JSONValue]] = [:]
+        var answers: [String: String] = [:]
+        var answerTranscripts: [String: [Int]] = [:]
         var transcripts: [JSONValue] = []
         for row in input.rows {
             let judgment = row.judgment
@@ -50,12 +51,22 @@ struct ReportDrillDown {
                 case .invalid: "i"
                 case .missing: "m"
                 }
-            answers[judgment.scenarioID, default: []].append(
-                .array([
-                    .int(modelIndex[judgment.model]!), .int(judgment.format == .mcq ? 0 : 1),
-                    .int(conditionIndex[judgment.condition]!), .string(choice), .int(judgment.likertA ?? 0),
-                    .int(judgment.likertB ?? 0), .int(row.judgeLikert ?? 0), .int(transcriptRef),
-                ]))
+            // Six characters per answer keep a paper-scale report small: model (code 48 + index), format and
+            // condition (48 + format + 2 * condition), choice, and the three ratings as digits (0: none).
+            var record = String(UnicodeScalar(48 + modelIndex[judgment.model]!)!)
+            record.unicodeScalars.append(
+                UnicodeScalar(48 + (judgment.format == .mcq ? 0 : 1) + 2 * conditionIndex[judgment.condition]!)!)
+            record += choice
+            for rating in [judgment.likertA, judgment.likertB, row.judgeLikert] {
+                record += String(min(max(rating ?? 0, 0), 9))
+            }
+            answers[judgment.scenarioID, default: ""] += record
+            if transcriptRef >= 0 || answerTranscripts[judgment.scenarioID] != nil {
+                let earlier = answers[judgment.scenarioID]!.unicodeScalars.count / 6 - 1
+                var refs = answerTranscripts[judgment.scenarioID] ?? Array(repeating: -1, count: earlier)
+                refs.append(transcriptRef)
+                answerTranscripts[judgment.scenarioID] = refs
+            }
         }
         var scenarios: [JSONValue] = []
         let checks = FilterCheckName.allCases
@@ -81,8 +92,6 @@ struct ReportDrillDown {
                     ("description", .string(scenario.description)), ("persona", .string(scenario.persona)),
                     ("background", .string(scenario.background)), ("goal", .string(scenario.goal)),
                     ("action1", .string(scenario.action1)), ("action2", .string(scenario.action2)),
-                    ("consequence1", .string(scenario.consequence1)),
-                    ("consequence2", .string(scenario.consequence2)),
                 ]
                 if let user = input.userPrompts[scenario.id] { fields.append(("user", .int(intern(user)))) }
                 if let verdicts = scenario.checks {
@@ -112,7 +121,11 @@ struct ReportDrillDown {
             ("scenarios", .array(scenarios)),
             (
                 "answers",
-                .object(answers.keys.filter(scenarioIDs.contains).sorted().map { ($0, .array(answers[$0]!)) })
+                .object(answers.keys.filter(scenarioIDs.contains).sorted().map { ($0, .string(answers[$0]!)) })
+            ),
+            (
+                "answer_transcripts",
+                .object(answerTranscripts.keys.sorted().map { ($0, .array(answerTranscripts[$0]!.map { .int($0) })) })
             ),
             ("transcripts", .array(transcripts)), ("strings", .array(strings.map { .string($0) })),
         ])
