@@ -72,7 +72,7 @@ struct ExportCommand: ParsableCommand {
     }
 
     func run() throws {
-        let sweep = try loadConfig(config)
+        let sweep = try loadConfig(config, requireAPIKeys: false)
         let store = try openExistingStore(sweep)
         if scenarios {
             try exportScenarios(store, storePath: sweep.storePath)

@@ -43,7 +43,7 @@ struct ImportCommand: ParsableCommand {
     }
 
     func run() throws {
-        let sweep = try loadConfig(config)
+        let sweep = try loadConfig(config, requireAPIKeys: false)
         do {
             // Everything is read and validated before the store is opened or written.
             let loaded = try PaperImport.load(scenarioFiles: scenarios, promptsFile: prompts, config: sweep)

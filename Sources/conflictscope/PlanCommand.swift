@@ -27,7 +27,7 @@ struct PlanCommand: ParsableCommand {
     var json = false
 
     func run() throws {
-        let sweep = try loadConfig(config)
+        let sweep = try loadConfig(config, requireAPIKeys: false)
         var imported = SweepPlan.ImportedScenarios()
         // Imported scenarios are evaluated without generation; read them when a store exists (never create one).
         if FileManager.default.fileExists(atPath: sweep.storePath) {

@@ -65,7 +65,7 @@ struct ReportCommand: ParsableCommand {
             }
         } else {
             let path = config ?? "config.toml"
-            var sweep = try loadConfig(path)
+            var sweep = try loadConfig(path, requireAPIKeys: false)
             if let bootstrap { sweep.analysis.resamples = bootstrap }
             let store = try openExistingStore(sweep)
             do {

@@ -23,7 +23,7 @@ struct StatusCommand: AsyncParsableCommand {
     var json = false
 
     func run() async throws {
-        let sweep = try loadConfig(config)
+        let sweep = try loadConfig(config, requireAPIKeys: false)
         let store = try openExistingStore(sweep)
         let status: SweepStatus
         do {
