@@ -203,10 +203,17 @@ struct CoordinatorCommand: AsyncParsableCommand {
         if json {
             print(summary.json.serialized())
         } else {
-            print(summary.report.table(), terminator: "")
-            print("Sweep \(sweep.name) (\(summary.sweepID)) finished; full results: \(summary.storePath)")
+            // As `run`: a summary of about 40 lines; the tables with --tables, the report with `report`.
+            if tables { print(summary.report.table(), terminator: "") }
+            print(
+                RunSummaryText.text(summary: summary, config: sweep, reportPath: nil, tablesHint: !tables),
+                terminator: "")
+            print("The HTML report: conflictscope report --config \(cluster.config)")
         }
     }
+
+    @Flag(name: .long, help: "Also print every ranking table and metric (without it: a summary of about 40 lines).")
+    var tables = false
 }
 
 struct WorkerCommand: AsyncParsableCommand {
