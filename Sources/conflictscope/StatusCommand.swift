@@ -22,9 +22,29 @@ struct StatusCommand: AsyncParsableCommand {
     @Flag(name: .long, help: "Print one JSON object instead of tables.")
     var json = false
 
+    @Option(name: .long, help: "Refresh every N seconds until interrupted (the terminal's live view of a sweep).")
+    var watch: Double?
+
+    func validate() throws {
+        if let watch, !(watch > 0) { throw ValidationError("--watch must be a number of seconds above 0") }
+    }
+
     func run() async throws {
         let sweep = try loadConfig(config, requireAPIKeys: false)
         let store = try openExistingStore(sweep)
+        guard let watch else { return try await show(sweep: sweep, store: store) }
+        // Until Ctrl-C: tables redrawn in place, JSON as one object per line.
+        while true {
+            let started = ContinuousClock.now
+            if !json { print("\u{1B}[H\u{1B}[2J", terminator: "") }
+            try await show(sweep: sweep, store: store)
+            if !json { print("\nRefreshed every \(watch) s; Ctrl-C to stop.") }
+            fflush(nil)  // every stream: a piped stdout is fully buffered
+            try await Task.sleep(until: started + .milliseconds(Int(watch * 1000)), clock: .continuous)
+        }
+    }
+
+    private func show(sweep: SweepConfig, store: ResultStore) async throws {
         let status: SweepStatus
         do {
             status = try SweepStatus.read(config: sweep, store: store)

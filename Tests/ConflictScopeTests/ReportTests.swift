@@ -182,6 +182,24 @@ struct ReportTests {
         #expect(html.contains("up to") == false || html.contains("every scenario"))
     }
 
+    @Test func statusWatchRedrawsUntilStopped() async throws {
+        let (_, folder, _) = try await ReportSweep.shared.get()
+        let process = Process()
+        process.executableURL = Bundle.module.bundleURL.deletingLastPathComponent()
+            .appendingPathComponent("conflictscope")
+        process.arguments = ["status", "--config", folder.appendingPathComponent("config.toml").path, "--watch", "0.3"]
+        let output = folder.appendingPathComponent("watch.out")
+        _ = FileManager.default.createFile(atPath: output.path, contents: nil)
+        process.standardOutput = try FileHandle(forWritingTo: output)
+        try process.run()
+        try await Task.sleep(for: .seconds(3))
+        process.terminate()
+        process.waitUntilExit()
+        let text = try String(contentsOf: output, encoding: .utf8)
+        #expect(text.components(separatedBy: "Refreshed every").count - 1 >= 2, "\(text.suffix(300))")
+        #expect(text.contains("Sweep report-test"))
+    }
+
     @Test func runSummaryStaysShortForManyModels() throws {
         // Twenty models on three sets: the headline is cut, not the other facts.
         var rankings: [GroupRanking] = []
