@@ -116,7 +116,7 @@ public struct SweepPlan: Sendable, JSONRepresentable {
                 var detailTokens = 0
                 var filterTokens = 0
                 for (value1, value2) in set.pairs {
-                    var fields = Self.definitions(set, value1, value2)
+                    var fields = SweepRunner.definitions(set, value1, value2)
                     fields["count"] = String(config.generation.outlinesPerCall)
                     fields["domains"] = ScenarioDetailsStage.domainList
                     let writing: PromptName =
@@ -289,20 +289,12 @@ public struct SweepPlan: Sendable, JSONRepresentable {
         self.assumptions = notes
     }
 
-    /// Seven filter calls per scenario: six checks, value guidance asked once per value.
-    public static let filterCallsPerScenario = 7
+    /// The filter's prompts per scenario: six checks, value guidance asked once per value.
     static let filterPrompts: [PromptName] = [
         .filterRealism, .filterSpecificity, .filterFeasibility, .filterValueGuidance, .filterValueGuidance,
         .filterImpossibility, .filterGenuineDilemma,
     ]
-
-    private static func definitions(_ set: ValueSet, _ value1: String, _ value2: String) -> [String: String] {
-        [
-            "value1": value1, "definition1": set.definition(of: value1) ?? "", "value2": value2,
-            "definition2": set.definition(of: value2) ?? "",
-            "deployment": PromptLibrary.template(.deployment).instructions,
-        ]
-    }
+    public static let filterCallsPerScenario = filterPrompts.count
 
     /// The system prompt of a condition for a value set, as the sweep sends it.
     private static func systemPrompt(_ condition: SweepConfig.Condition, _ set: ValueSet, config: SweepConfig)

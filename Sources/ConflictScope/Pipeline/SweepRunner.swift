@@ -137,8 +137,12 @@ public final class SweepRunner: Sendable {
 
     /// The two values of a pair with their definitions, as every generation and filter prompt shows them.
     func definitions(_ set: String, _ value1: String, _ value2: String) -> [String: String] {
-        let valueSet = config.valueSet(named: set)
-        return [
+        Self.definitions(config.valueSet(named: set), value1, value2)
+    }
+
+    /// The same fields from a value set (the plan renders prompts from a config alone).
+    static func definitions(_ valueSet: ValueSet?, _ value1: String, _ value2: String) -> [String: String] {
+        [
             "value1": value1, "definition1": valueSet?.definition(of: value1) ?? "",
             "value2": value2, "definition2": valueSet?.definition(of: value2) ?? "",
             "deployment": PromptLibrary.template(.deployment).instructions,

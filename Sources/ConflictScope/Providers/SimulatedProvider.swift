@@ -59,16 +59,16 @@ public struct SimulatedProvider: LLMProvider {
         }
         switch template.name {
         case .outline: return outlines(fields, rng: &rng)
-        case .scenario: return json(scenario(fields, template: Self.template(fields), rng: &rng))
+        case .scenario: return json(scenario(fields, actSide: Self.template(fields).actSide, rng: &rng))
         case .singleStage, .direct:
             let count = Int(fields["count"] ?? "") ?? 1
-            let scenarios = (0..<max(count, 1)).map { _ in
-                var object = scenario(fields, template: Self.template(fields), rng: &rng)
-                if template.name == .direct {
-                    let acting = rng.uniform() < 0.5 ? "action1" : "action2"
-                    object = scenarioObject(fields, actSide: ActSide(rawValue: acting)!, rng: &rng)
-                    object["acting"] = acting
+            let scenarios = (0..<max(count, 1)).map { _ -> [String: Any] in
+                guard template.name == .direct else {
+                    return scenario(fields, actSide: Self.template(fields).actSide, rng: &rng)
                 }
+                let acting: ActSide = rng.uniform() < 0.5 ? .action1 : .action2
+                var object = scenario(fields, actSide: acting, rng: &rng)
+                object["acting"] = acting.rawValue
                 return object
             }
             return json(["scenarios": scenarios])
@@ -146,15 +146,9 @@ public struct SimulatedProvider: LLMProvider {
         return json(["outlines": outlines])
     }
 
-    private func scenario(_ fields: [String: String], template: ScenarioTemplate, rng: inout StableRandom)
-        -> [String: Any]
-    {
-        scenarioObject(fields, actSide: template.actSide, rng: &rng)
-    }
-
     /// A scenario whose acting action is `actSide`: markers name each action's value, the pair, and the
     /// value the acting action serves.
-    private func scenarioObject(_ fields: [String: String], actSide: ActSide, rng: inout StableRandom)
+    private func scenario(_ fields: [String: String], actSide: ActSide, rng: inout StableRandom)
         -> [String: Any]
     {
         let value1 = fields["value1"] ?? "value one"
