@@ -27,7 +27,7 @@ public struct Coordinator: Sendable {
 
     /// Registers the sweep and returns its id (workers and the aggregator read it from Redis).
     public func register() async throws -> String {
-        let sweepID = try store.sweepID(name: config.name, seed: config.seed)
+        let sweepID = try store.bindSweep(config)
         try await redis.set(ClusterNames.sweepKey(configName: config.name), sweepID, ttlSeconds: nil)
         return sweepID
     }
@@ -111,7 +111,7 @@ public struct Coordinator: Sendable {
         while true {
             let page = try store.successfulResponses(after: after, limit: 500)
             guard let last = page.last else { return count }
-            for entry in page { try await cache.set(entry.key, entry.response) }
+            for entry in page { try await cache.set(entry.key, entry.answer.cacheValue) }
             count += page.count
             after = last.key
         }

@@ -25,9 +25,9 @@ final class TaskRecords: SweepRecords, @unchecked Sendable {
     /// The rows written so far.
     var rows: ResultBatch { lock.withLock { batch } }
 
-    func successfulResponse(key: String) async throws -> String? {
+    func successfulResponse(key: String) async throws -> ModelAnswer? {
         while true {
-            if let cached = try await cache.get(key) { return cached }
+            if let cached = try await cache.get(key) { return ModelAnswer(cacheValue: cached) }
             if try await cache.claim(key, owner: owner, ttlMilliseconds: Int(claimSeconds * 1000)) {
                 lock.withLock { _ = claimed.insert(key) }
                 return nil
@@ -37,7 +37,9 @@ final class TaskRecords: SweepRecords, @unchecked Sendable {
     }
 
     func record(_ call: ResultStore.CallRecord) async throws {
-        if call.status == "ok", let response = call.response { try await cache.set(call.key, response) }
+        if call.status == "ok", let response = call.response {
+            try await cache.set(call.key, ModelAnswer(text: response, truncated: call.truncated).cacheValue)
+        }
         let wasClaimed = lock.withLock {
             batch.calls.append(call)
             return claimed.remove(call.key) != nil

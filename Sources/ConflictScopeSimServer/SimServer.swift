@@ -104,7 +104,7 @@ public struct SimServer: Sendable {
     private func chat(_ wire: SimWire, _ request: Request, _ context: SimRequestContext) async -> Response {
         let chatRequest: ChatRequest
         do throws(SimWire.Rejection) {
-            chatRequest = try wire.chatRequest(try SimWire.object(try await body(request, context)))
+            chatRequest = try wire.chatRequest(try await body(request, context))
         } catch {
             return Self.reject(wire, error)
         }
@@ -129,7 +129,7 @@ public struct SimServer: Sendable {
         let model: String
         let inputs: [String]
         do throws(SimWire.Rejection) {
-            (model, inputs) = try SimWire.embeddingsRequest(try SimWire.object(try await body(request, context)))
+            (model, inputs) = try SimWire.embeddingsRequest(try await body(request, context))
         } catch {
             return Self.reject(.openAI, error)
         }

@@ -299,9 +299,12 @@ struct AggregatorCommand: AsyncParsableCommand {
             let aggregator: Aggregator
             do {
                 let store = try ResultStore(path: config.storePath)
+                try store.checkSweep(config)
                 aggregator = try Aggregator(
                     config: config, store: store, sweepID: sweepID, broker: broker, redis: redis,
                     refitInterval: refitSeconds, logger: logger)
+            } catch let mismatch as SweepMismatch {
+                throw CommandFailure(mismatch)
             } catch {
                 throw CommandFailure("cannot open the store \(config.storePath): \(error)")
             }

@@ -1,4 +1,6 @@
 import ArgumentParser
+import ConflictScope
+import Foundation
 
 @main
 struct ConflictScopeCommand: AsyncParsableCommand {
@@ -11,4 +13,24 @@ struct ConflictScopeCommand: AsyncParsableCommand {
             SimServerCommand.self,
         ]
     )
+
+    /// As ArgumentParser's own, except that a config describing another sweep than its store's exits 2.
+    static func main() async {
+        do {
+            var command = try parseAsRoot()
+            if var asyncCommand = command as? any AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
+        } catch let failure as CommandFailure where failure.exitCode != 1 {
+            FileHandle.standardError.write(Data("Error: \(failure)\n".utf8))
+            exit(withError: ExitCode(failure.exitCode))
+        } catch let mismatch as SweepMismatch {
+            FileHandle.standardError.write(Data("Error: \(mismatch)\n".utf8))
+            exit(withError: ExitCode(2))
+        } catch {
+            exit(withError: error)
+        }
+    }
 }

@@ -47,10 +47,12 @@ struct ImportCommand: ParsableCommand {
         do {
             // Everything is read and validated before the store is opened or written.
             let loaded = try PaperImport.load(scenarioFiles: scenarios, promptsFile: prompts, config: sweep)
-            let summary = try PaperImport.write(loaded, to: try ResultStore(path: sweep.storePath))
+            let store = try ResultStore(path: sweep.storePath)
+            _ = try store.bindSweep(sweep)
+            let summary = try PaperImport.write(loaded, to: store)
             print(summary.line)
         } catch {
-            throw CommandFailure("\(error)")
+            throw CommandFailure(error)
         }
     }
 }

@@ -32,7 +32,11 @@ struct PlanCommand: ParsableCommand {
         // Imported scenarios are evaluated without generation; read them when a store exists (never create one).
         if FileManager.default.fileExists(atPath: sweep.storePath) {
             do {
-                imported = try ResultStore(path: sweep.storePath).importedScenarioCounts()
+                let store = try ResultStore(path: sweep.storePath)
+                try store.checkSweep(sweep)
+                imported = try store.importedScenarioCounts()
+            } catch let mismatch as SweepMismatch {
+                throw CommandFailure(mismatch)
             } catch {
                 throw CommandFailure("cannot read the store \(sweep.storePath): \(error)")
             }

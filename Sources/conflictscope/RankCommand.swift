@@ -85,5 +85,16 @@ extension InvalidAnswers: ExpressibleByArgument {}
 /// A one-line error for the user; ArgumentParser prints it as "Error: ..." and exits non-zero.
 struct CommandFailure: Error, CustomStringConvertible {
     let description: String
-    init(_ description: String) { self.description = description }
+    /// 1, or 2 when the config is not the sweep its store holds.
+    let exitCode: Int32
+
+    init(_ description: String, exitCode: Int32 = 1) {
+        self.description = description
+        self.exitCode = exitCode
+    }
+
+    /// `error`'s one line, with its exit code.
+    init(_ error: any Error) {
+        self.init("\(error)", exitCode: error is SweepMismatch ? 2 : 1)
+    }
 }

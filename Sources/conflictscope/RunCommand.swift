@@ -1,6 +1,7 @@
 import ArgumentParser
 import ConflictScope
 import Foundation
+import Logging
 
 struct RunCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -36,16 +37,20 @@ struct RunCommand: AsyncParsableCommand {
         }
         let started = ContinuousClock.now
         let summary: EmbeddedSweep.Summary
+        // Every final call failure is logged at warning, every retry at debug (CONFLICTSCOPE_LOG_LEVEL=debug).
+        let logger = ClusterEnvironment.logger("run", level: .warning)
         do {
-            summary = try await EmbeddedSweep.run(config: sweep) { counters in
+            summary = try await EmbeddedSweep.run(config: sweep, logger: logger) { counters in
                 let elapsed = Int((ContinuousClock.now - started).components.seconds)
                 let line =
                     "[\(elapsed)s] calls made \(await counters.made), cached \(await counters.cached), "
                     + "failed \(await counters.failed)\n"
                 FileHandle.standardError.write(Data(line.utf8))
             }
+        } catch let stop as SweepStopped {
+            throw CommandFailure("sweep stopped, its unfinished tasks pending: \(stop.line)")
         } catch {
-            throw CommandFailure("\(error)")
+            throw CommandFailure(error)
         }
         if let warning = summary.nothingKeptWarning { FileHandle.standardError.write(Data((warning + "\n").utf8)) }
         if json {

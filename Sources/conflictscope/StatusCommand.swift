@@ -84,9 +84,16 @@ func openExistingStore(_ config: SweepConfig) throws -> ResultStore {
     guard FileManager.default.fileExists(atPath: config.storePath) else {
         throw CommandFailure("no store at \(config.storePath): the sweep has not run yet")
     }
+    let store: ResultStore
     do {
-        return try ResultStore(path: config.storePath)
+        store = try ResultStore(path: config.storePath)
     } catch {
         throw CommandFailure("cannot open the store \(config.storePath): \(error)")
     }
+    do {
+        try store.checkSweep(config)
+    } catch {
+        throw CommandFailure(error)
+    }
+    return store
 }

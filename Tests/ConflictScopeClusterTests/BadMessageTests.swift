@@ -97,7 +97,7 @@ struct BadMessageTests {
         try await cluster.waitForDone(atLeast: 5, while: coordinator, timeout: 300)
 
         let names = ClusterNames(
-            sweepID: try ResultStore(path: config.storePath).sweepID(name: config.name, seed: config.seed))
+            sweepID: try ResultStore(path: config.storePath).bindSweep(config))
         let broker = BrokerConnection(
             settings: try BrokerSettings(url: amqpURL), name: "poison-test", logger: Logger(label: "test"))
         let taskQueues = names.taskQueues(config)

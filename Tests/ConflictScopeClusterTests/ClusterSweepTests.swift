@@ -54,7 +54,7 @@ struct ClusterSweepTests {
 
         // A message no worker can decode, on a task queue the workers consume.
         let names = ClusterNames(
-            sweepID: try ResultStore(path: config.storePath).sweepID(name: config.name, seed: config.seed))
+            sweepID: try ResultStore(path: config.storePath).bindSweep(config))
         let broker = BrokerConnection(
             settings: try BrokerSettings(url: amqpURL), name: "test", logger: Logger(label: "test"))
         try await broker.publish(
@@ -95,7 +95,7 @@ struct ClusterSweepTests {
         let (status, summary) = try await coordinator.finish(timeout: 600)
         #expect(status == 0, "coordinator failed: \(cluster.logTails())")
         let names = ClusterNames(
-            sweepID: try ResultStore(path: config.storePath).sweepID(name: config.name, seed: config.seed))
+            sweepID: try ResultStore(path: config.storePath).bindSweep(config))
         try await expectLiveCountsMatchTheStore(config, names: names)
         await cluster.stop()
 

@@ -42,7 +42,7 @@ func filesHolding(_ needle: String, under folder: URL) -> [String] {
 @Suite("The API key never leaves the process (embedded)", .serialized)
 struct EmbeddedCanaryTests {
     /// `conflictscope run` against a nasty provider that quotes the Authorization or x-api-key header
-    /// back in the body of its errors (401, 403, 400, 429, 500, and a 200 carrying an error object), then
+    /// back in the body of its errors (409, 422, 400, 429, 500, and a 200 carrying an error object), then
     /// `status`, `export` and failing commands: the key is in no output, no error text, no stored row,
     /// no file (store, WAL, exports).
     @Test(arguments: ["openai", "anthropic"])
@@ -68,7 +68,7 @@ struct EmbeddedCanaryTests {
                     let choices = object["choices"] as? [[String: Any]],
                     let text = (choices.first?["message"] as? [String: Any])?["content"] as? String
                 else { return answer }
-                return Wire.anthropicMessage([["type": "text", "text": text]], inputTokens: 50, outputTokens: 10)
+                return Wire.anthropicMessage([Wire.text(text)], inputTokens: 50, outputTokens: 10)
             }
             return sweepHandler(nastyOverride(echo))(request)
         }
@@ -114,7 +114,7 @@ struct EmbeddedCanaryTests {
             #expect(echoed.current >= 6, "the nasty provider answered \(echoed.current) calls with the key")
             let calls = try callRows(config.storePath)
             #expect(calls.contains { $0.status == "failed" } && calls.contains { $0.status == "ok" })
-            #expect(calls.contains { $0.error?.contains("HTTP 401") == true })
+            #expect(calls.contains { $0.error?.contains("HTTP 422") == true })
             #expect(calls.allSatisfy { ($0.error ?? "").split(separator: "\n").count <= 1 })
 
             for (index, output) in outputs.enumerated() {
@@ -140,8 +140,8 @@ func nastyOverride(_ echo: @escaping @Sendable (Int) -> FakeResponse)
 {
     { stage, request in
         switch (stage, request.pair) {
-        case (.outlines, _) where request.userText.contains("Means, strong"): echo(403)
-        case (.judge, .some("harmlessness-helpfulness")): echo(401)
+        case (.outlines, _) where request.userText.contains("Means, strong"): echo(409)
+        case (.judge, .some("harmlessness-helpfulness")): echo(422)
         case (.mcq, .some("helpfulness-honesty")): echo(400)
         case (.mcq, .some("harmlessness-helpfulness")): echo(429)
         case (.likert, .some("harmlessness-honesty")): echo(400)

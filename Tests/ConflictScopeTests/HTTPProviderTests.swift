@@ -107,35 +107,48 @@ let simpleRequest = ChatRequest(
 
 // MARK: - The wire formats
 
+/// The fake's answers, written with the project's wire types (`OpenAIWire`, `AnthropicWire`).
 enum Wire {
-    static func openAIChat(_ text: String, promptTokens: Int = 100, completionTokens: Int = 20) -> FakeResponse {
-        .json([
-            "id": "chatcmpl-fake", "object": "chat.completion", "model": "fake",
-            "choices": [
-                ["index": 0, "finish_reason": "stop", "message": ["role": "assistant", "content": text]]
-            ],
-            "usage": [
-                "prompt_tokens": promptTokens, "completion_tokens": completionTokens,
-                "total_tokens": promptTokens + completionTokens,
-            ],
-        ])
+    static func openAIChat(
+        _ text: String?, promptTokens: Int = 100, completionTokens: Int = 20, finishReason: String = "stop"
+    ) -> FakeResponse {
+        body(
+            OpenAIWire.ChatCompletion(
+                id: "chatcmpl-fake", model: "fake",
+                choices: [.init(message: .init(role: "assistant", content: text), finishReason: finishReason)],
+                usage: .init(promptTokens: promptTokens, completionTokens: completionTokens)))
     }
 
-    static func anthropicMessage(_ blocks: [[String: Any]], inputTokens: Int, outputTokens: Int) -> FakeResponse {
-        .json([
-            "id": "msg_fake", "type": "message", "role": "assistant", "content": blocks, "stop_reason": "end_turn",
-            "usage": ["input_tokens": inputTokens, "output_tokens": outputTokens],
-        ])
+    static func anthropicMessage(
+        _ blocks: [AnthropicWire.Block], inputTokens: Int, outputTokens: Int, stopReason: String = "end_turn"
+    ) -> FakeResponse {
+        var message = AnthropicWire.MessagesResponse(
+            id: "msg_fake", model: "fake", text: nil, stopReason: stopReason,
+            usage: .init(inputTokens: inputTokens, outputTokens: outputTokens))
+        message.content = blocks
+        return body(message)
     }
+
+    /// A text block of an Anthropic message.
+    static func text(_ text: String) -> AnthropicWire.Block { .init(type: "text", text: text) }
 
     static func error(
-        _ status: Int, _ message: String, code: String? = nil, headers: [(name: String, value: String)] = []
-    )
+        _ status: Int, _ message: String, code: String? = nil, param: String? = nil,
+        headers: [(name: String, value: String)] = []
+    ) -> FakeResponse {
+        body(
+            OpenAIWire.ErrorBody(message: message, type: "invalid_request_error", param: param, code: code),
+            status: status, headers: headers)
+    }
+
+    static func anthropicError(_ status: Int, type: String, _ message: String) -> FakeResponse {
+        body(AnthropicWire.ErrorBody(type: type, message: message), status: status)
+    }
+
+    static func body(_ value: some Encodable, status: Int = 200, headers: [(name: String, value: String)] = [])
         -> FakeResponse
     {
-        var error: [String: Any] = ["message": message, "type": "invalid_request_error"]
-        if let code { error["code"] = code }
-        return .json(["error": error], status: status, headers: headers)
+        FakeResponse(status: status, headers: headers, body: String(decoding: WireJSON.encode(value), as: UTF8.self))
     }
 
     static let contextLength = error(
@@ -450,11 +463,8 @@ struct HTTPProviderTests {
 
     @Test func anthropicMessagesRequestShapeAndReply() async throws {
         let reply = Wire.anthropicMessage(
-            [
-                ["type": "text", "text": "First part, "],
-                ["type": "tool_use", "id": "toolu_1", "name": "lookup", "input": [String: Any]()],
-                ["type": "text", "text": "second part."],
-            ], inputTokens: 12, outputTokens: 5)
+            [Wire.text("First part, "), .init(type: "tool_use", text: nil), Wire.text("second part.")],
+            inputTokens: 12, outputTokens: 5)
         try await FakeProviderServer.with({ _ in reply }) { server in
             let provider = try fakeProvider(
                 server, kind: "anthropic", keyEnv: "FAKE_ANTHROPIC_KEY", key: "sk-ant-shape")
@@ -548,9 +558,7 @@ struct HTTPProviderTests {
         ErrorCase(name: "503", response: FakeResponse(status: 503, body: "Service Unavailable"), expected: .server),
         ErrorCase(
             name: "529 from Anthropic (overloaded)", kind: "anthropic",
-            response: .json(
-                ["type": "error", "error": ["type": "overloaded_error", "message": "Overloaded"]], status: 529),
-            expected: .server),
+            response: Wire.anthropicError(529, type: "overloaded_error", "Overloaded"), expected: .server),
         ErrorCase(
             name: "400 context length", response: Wire.contextLength, expected: .contextLength, retryable: false),
         ErrorCase(
@@ -568,23 +576,40 @@ struct HTTPProviderTests {
             name: "400 other", response: Wire.error(400, "temperature must be at most 2"), expected: .badRequest,
             retryable: false),
         ErrorCase(
-            name: "401", response: Wire.error(401, "Incorrect API key provided."), expected: .badRequest,
+            name: "401", response: Wire.error(401, "Incorrect API key provided."), expected: .unauthorized,
+            retryable: false),
+        ErrorCase(
+            name: "403 (Anthropic)", kind: "anthropic",
+            response: Wire.anthropicError(403, type: "permission_error", "Your key cannot use this model."),
+            expected: .unauthorized, retryable: false),
+        ErrorCase(
+            name: "429 insufficient_quota",
+            response: Wire.error(429, "You exceeded your current quota.", code: "insufficient_quota"),
+            expected: .unauthorized, retryable: false),
+        ErrorCase(
+            name: "404 model_not_found",
+            response: Wire.error(404, "The model `gpt-9` does not exist.", code: "model_not_found"),
+            expected: .modelNotFound, retryable: false),
+        ErrorCase(
+            name: "404 (Anthropic)", kind: "anthropic",
+            response: Wire.anthropicError(404, type: "not_found_error", "model: claude-9"), expected: .modelNotFound,
+            retryable: false),
+        ErrorCase(
+            name: "400 unsupported_parameter",
+            response: Wire.error(
+                400, "Unsupported parameter: 'max_tokens' is not supported with this model.",
+                code: "unsupported_parameter", param: "max_tokens"), expected: .unsupportedParameter,
+            retryable: false),
+        ErrorCase(
+            name: "400 unsupported_value",
+            response: Wire.error(
+                400, "Unsupported value: 'temperature' does not support 0.25 with this model.",
+                code: "unsupported_value", param: "temperature"), expected: .unsupportedParameter,
             retryable: false),
         ErrorCase(
             name: "body not JSON", response: FakeResponse(status: 200, body: "not json"), expected: .malformedResponse),
         ErrorCase(name: "empty body", response: FakeResponse(status: 200, body: ""), expected: .malformedResponse),
-        ErrorCase(
-            name: "empty content",
-            response: .json(["choices": [["message": ["role": "assistant", "content": ""]]]]),
-            expected: .malformedResponse),
-        ErrorCase(
-            name: "whitespace content",
-            response: .json(["choices": [["message": ["role": "assistant", "content": " \n "]]]]),
-            expected: .malformedResponse),
         ErrorCase(name: "no choices", response: .json(["choices": [Any]()]), expected: .malformedResponse),
-        ErrorCase(
-            name: "Anthropic without text blocks", kind: "anthropic",
-            response: Wire.anthropicMessage([], inputTokens: 3, outputTokens: 0), expected: .malformedResponse),
         ErrorCase(name: "connection closed without a reply", response: .hangUpResponse, expected: .connection),
     ]
 
@@ -598,6 +623,35 @@ struct HTTPProviderTests {
             #expect(error.isRetryable == errorCase.retryable)
             #expect(error.description.contains("127.0.0.1"), "names the host: \(error)")
             #expect(server.requests.count == 1, "one attempt per call")
+        }
+    }
+
+    /// An answer that came but cannot be used is an answer (re-asked, then invalid), not a failed call.
+    static let unusableAnswers: [(name: String, kind: String, response: FakeResponse, truncated: Bool)] = [
+        ("empty content", "openai", Wire.openAIChat(""), false),
+        ("whitespace content", "openai", Wire.openAIChat(" \n "), false),
+        ("null content", "openai", Wire.openAIChat(nil), false),
+        ("cut off (finish_reason length)", "openai", Wire.openAIChat("{\"action\": \"A", finishReason: "length"), true),
+        (
+            "Anthropic without text blocks", "anthropic", Wire.anthropicMessage([], inputTokens: 3, outputTokens: 0),
+            false
+        ),
+        (
+            "Anthropic cut off (stop_reason max_tokens)", "anthropic",
+            Wire.anthropicMessage(
+                [Wire.text("The answer is")], inputTokens: 3, outputTokens: 9, stopReason: "max_tokens"),
+            true
+        ),
+    ]
+
+    @Test func unusableAnswersAreAnswersNotFailures() async throws {
+        for answer in Self.unusableAnswers {
+            try await FakeProviderServer.with({ _ in answer.response }) { server in
+                let provider = try fakeProvider(server, kind: answer.kind, keyEnv: "FAKE_KEY_\(answer.kind)")
+                let response = try await provider.chat(simpleRequest)
+                #expect(response.truncated == answer.truncated, "\(answer.name)")
+                #expect(ModelAnswer(text: response.text, truncated: response.truncated).isUnusable, "\(answer.name)")
+            }
         }
     }
 
@@ -649,9 +703,9 @@ struct HTTPProviderTests {
     /// One judge call, recorded in the config's store.
     func ask(_ caller: ModelCaller, _ config: SweepConfig) async throws -> String? {
         try await caller.chat(
-            role: "judge", modelName: "writer", prompt: nil, messages: [ChatMessage(.user, "Pick one.")],
+            stage: .judge, modelName: "writer", prompt: nil, messages: [ChatMessage(.user, "Pick one.")],
             temperature: 0, maxTokens: 64, sampleIndex: 4, taskID: "test/one",
-            records: try ResultStore(path: config.storePath))
+            records: try ResultStore(path: config.storePath))?.text
     }
 
     @Test func rateLimitedThenSuccessIsRetriedAndRecordedOnce() async throws {
@@ -896,7 +950,7 @@ struct HTTPProviderTests {
             switch stage {
             case .outlines where request.userText.contains(meansStrong): return Wire.contextLength
             case .judge where pair == pairs[2]: return Wire.error(500, "The server had an error")
-            case .judge where pair == pairs[1]: return Wire.error(401, "Incorrect API key provided.")
+            case .judge where pair == pairs[1]: return Wire.error(400, "Invalid request from key \(key).")
             case .mcq where pair == pairs[2]: return .hangUpResponse
             case .mcq where pair == pairs[1]: return FakeResponse(status: 200, body: "not json")
             case .user where pair == pairs[0]:
@@ -957,23 +1011,37 @@ struct HTTPProviderTests {
     }
 
     /// A provider (or a proxy in front of it) that quotes the key back in an error body. HTTPProvider
-    /// copies up to 200 characters of a 400/401/403/404 body into the error, so the key reaches the
-    /// error description and, through ModelCaller, the call table.
+    /// copies up to 300 characters of the provider's message into the error, so the key would reach the
+    /// error description, the call table and the line that stops the sweep.
     @Test func aKeyQuotedBackInAnErrorBodyIsNotReported() async throws {
         let key = Self.canaryKey
         try await FakeProviderServer.with({ request in
             let sent = request.header("Authorization")?.replacingOccurrences(of: "Bearer ", with: "") ?? ""
-            return Wire.error(401, "Incorrect API key provided: \(sent).")
+            return Wire.error(request.seed == 4 ? 401 : 400, "Incorrect API key provided: \(sent).")
         }) { server in
             let provider = try fakeProvider(server, keyEnv: "CANARY_KEY", key: key)
             let error = try #require(await chatError(provider, simpleRequest))
             #expect(error.kind == .badRequest)
-            let (caller, config) = try makeCaller(server, maxRetries: 0, keyEnv: "CANARY_KEY", key: key)
-            #expect(try await ask(caller, config) == nil)
-            let stored = try callRows(config.storePath).compactMap(\.error)
-            #expect(stored.count == 1)
             #expect(!error.description.contains(key), "\(error)")
+            // A 400 is the call's failure, stored with its (redacted) message.
+            let (caller, config) = try makeCaller(server, maxRetries: 0, keyEnv: "CANARY_KEY", key: key)
+            let records = try ResultStore(path: config.storePath)
+            let failed = try await caller.chat(
+                stage: .judge, modelName: "writer", prompt: nil, messages: [ChatMessage(.user, "Pick one.")],
+                temperature: 0, maxTokens: 64, sampleIndex: 3, taskID: "test/400", records: records)
+            #expect(failed == nil)
+            let stored = try callRows(config.storePath).compactMap(\.error)
+            #expect(stored.count == 1 && stored[0].contains("[redacted]"), "\(stored)")
             #expect(!stored.contains { $0.contains(key) }, "\(stored)")
+            // A 401 stops the sweep with one line that names the status, not the key; nothing is stored.
+            do {
+                _ = try await ask(caller, config)
+                Issue.record("a 401 did not stop the sweep")
+            } catch let stop as SweepStopped {
+                #expect(stop.line.contains("HTTP 401") && stop.line.contains("[redacted]"), "\(stop.line)")
+                #expect(!stop.line.contains(key))
+            }
+            #expect(try callRows(config.storePath).count == 1)
         }
     }
 }

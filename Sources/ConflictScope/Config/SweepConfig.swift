@@ -15,6 +15,9 @@ public struct SweepConfig: Sendable {
     public var conditions: [Condition]
     /// Stop all further calls once the estimated spend reaches this; the sweep resumes later.
     public var maxCostUSD: Double?
+    /// How long a model paused by its circuit breaker (repeated transport failures) may stay paused
+    /// before the run stops with its tasks pending (`breaker_minutes`, default 10).
+    public var breakerMinutes = 10.0
     public var generation: Generation
     public var evaluation: Evaluation
     public var analysis: RankingOptions
@@ -98,6 +101,11 @@ public struct SweepConfig: Sendable {
         public var concurrency: Int
         public var timeoutSeconds: Double
         public var maxRetries: Int
+        /// Extra HTTP headers sent with every request (`headers = { "X-Title" = "..." }`).
+        public var headers: [String: String] = [:]
+        /// What its rate limits are shared by (`account`): every model of every provider with the same
+        /// account draws on one set of limits. Defaults to the base URL and key variable.
+        public var account = ""
         /// Simulated providers: how long each answer takes (to rehearse a sweep with calls in flight).
         public var latencyMilliseconds = 0
         /// Simulated providers behind `sim-server` (`latency_jitter_ms`, default 0): each answer's latency is
@@ -146,6 +154,17 @@ public struct SweepConfig: Sendable {
         public var simulated: SimulatedBehaviour?
         /// This model's own sampling settings as a target, overriding `[evaluation.<call>]`.
         public var targetCalls: [TargetCall: CallSettings] = [:]
+        /// How an OpenAI-format request to it bounds the answer, and whether it reasons (`reasoning`,
+        /// `token_param`, `reasoning_effort`).
+        public var contract = OpenAIContract()
+        /// A reasoning model's hidden reasoning counts against max_tokens: shorter budgets are raised to this
+        /// (`reasoning_min_tokens`, default 4,096).
+        public var reasoningMinTokens = 4096
+
+        /// The max_tokens a call asking for `maxTokens` is sent with.
+        public func tokenBudget(_ maxTokens: Int) -> Int {
+            contract.reasoning ? max(maxTokens, reasoningMinTokens) : maxTokens
+        }
     }
 
     /// How a simulated target chooses: Bradley-Terry with these utilities per format, moved towards a
@@ -260,6 +279,7 @@ extension SweepConfig {
         }
         guard !formats.isEmpty else { throw sweep.error("formats", "sweep.formats must name at least one format") }
         let maxCost = try sweep.double("max_cost_usd", range: 0...1e9)
+        let breakerMinutes = try sweep.double("breaker_minutes", range: 0...10_080) ?? 10
 
         let customSets = try top.table("value_sets").map { try customValueSets($0, folder: folder) } ?? [:]
         let setNames = try sweep.strings("value_sets") ?? ValueSet.builtInNames
@@ -424,7 +444,7 @@ extension SweepConfig {
         return SweepConfig(
             name: name, seed: UInt64(seed), storePath: storePath, valueSets: valueSets,
             scenariosPerPair: scenariosPerPair, scenariosPerPairBySet: scenariosPerPairBySet, formats: formats,
-            conditions: conditions, maxCostUSD: maxCost,
+            conditions: conditions, maxCostUSD: maxCost, breakerMinutes: breakerMinutes,
             generation: generation, evaluation: evaluation, analysis: analysis, providers: providers, models: models,
             roles: roles,
             targets: targets)
@@ -449,6 +469,13 @@ extension SweepConfig {
             concurrency: try fields.int("concurrency", range: 1...4096) ?? 8,
             timeoutSeconds: try fields.double("timeout_s", range: 0.001...3600) ?? 120,
             maxRetries: try fields.int("max_retries", range: 0...100) ?? 5)
+        if let headers = try fields.table("headers") {
+            for header in headers.table.keys {
+                guard let value = try headers.string(header) else { continue }
+                provider.headers[header] = value
+            }
+            try headers.rejectUnknownKeys()
+        }
         switch kind {
         case .simulated:
             provider.latencyMilliseconds = try fields.int("latency_ms", range: 0...600_000) ?? 0
@@ -480,6 +507,8 @@ extension SweepConfig {
                 throw fields.error(nil, "\(fields.key("api_key_env")) is required for an anthropic provider")
             }
         }
+        provider.account =
+            try fields.string("account") ?? "\(kind.rawValue):\(provider.baseURL ?? name):\(provider.apiKeyEnv ?? "")"
         try fields.rejectUnknownKeys()
         return provider
     }
@@ -513,6 +542,26 @@ extension SweepConfig {
                 model.targetCalls[call] = settings
             }
         }
+        let reasoning =
+            try fields.bool("reasoning")
+            ?? isOpenAIReasoningModel(model.modelID, provider: provider)
+        var tokenParameter: OpenAIContract.TokenParameter = reasoning ? .maxCompletionTokens : .maxTokens
+        if let name = try fields.string("token_param") {
+            guard let parameter = OpenAIContract.TokenParameter(rawValue: name) else {
+                throw fields.error(
+                    "token_param",
+                    "\(fields.key("token_param")) must be \"max_tokens\" or \"max_completion_tokens\", not \"\(name)\"")
+            }
+            tokenParameter = parameter
+        }
+        let effort = try fields.string("reasoning_effort")
+        if let effort, !["minimal", "low", "medium", "high"].contains(effort) {
+            throw fields.error(
+                "reasoning_effort",
+                "\(fields.key("reasoning_effort")) must be minimal, low, medium or high, not \"\(effort)\"")
+        }
+        model.contract = OpenAIContract(reasoning: reasoning, tokenParameter: tokenParameter, reasoningEffort: effort)
+        model.reasoningMinTokens = try fields.int("reasoning_min_tokens", range: 1...1_000_000) ?? 4096
         if provider.kind == .simulated {
             var utilities: [EvaluationFormat: [String: Double]] = [:]
             if let table = try fields.table("utilities") {
@@ -539,6 +588,17 @@ extension SweepConfig {
         }
         try fields.rejectUnknownKeys()
         return model
+    }
+
+    /// OpenAI's reasoning families (o1, o3, o4-mini, gpt-5, ...) on OpenAI's own API (or Azure OpenAI): their
+    /// chat contract differs. Elsewhere (a router, a local server) say `reasoning = true` in the model.
+    static func isOpenAIReasoningModel(_ modelID: String, provider: Provider) -> Bool {
+        guard provider.kind == .openai, let host = provider.baseURL.flatMap({ URL(string: $0)?.host }),
+            host == "api.openai.com" || host.hasSuffix(".openai.azure.com")
+        else { return false }
+        let id = modelID.lowercased()
+        if id.hasPrefix("gpt-5") { return !id.contains("-chat") }
+        return id.wholeMatch(of: /o[1-9](-.*)?/) != nil
     }
 
     /// `[value_sets.NAME]`: `file = "set.json"` or a `[value_sets.NAME.values]` table, plus optional

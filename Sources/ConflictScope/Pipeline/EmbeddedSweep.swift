@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 
 /// Runs a sweep in this process (the default mode) and summarises it.
 public enum EmbeddedSweep {
@@ -12,8 +13,10 @@ public enum EmbeddedSweep {
         public var budgetReached: Bool
         public var spentUSD: Double
         public var report: RankingReport
+        /// This run's calls by stage: made, cached, failed, and answers unusable after their re-asks.
+        public var byStage: [Stage: CallCounters.Counts] = [:]
         /// Answers that could not be used after their re-asks, by stage (this run's calls).
-        public var invalidByStage: [Stage: Int] = [:]
+        public var invalidByStage: [Stage: Int] { byStage.compactMapValues { $0.invalid > 0 ? $0.invalid : nil } }
 
         /// The warning of a sweep that kept no scenario: how many answers per stage could not be used.
         public var nothingKeptWarning: String? {
@@ -40,31 +43,40 @@ public enum EmbeddedSweep {
 
     public static func run(
         config: SweepConfig, environment: [String: String] = ProcessInfo.processInfo.environment,
+        logger: Logger = Logger(label: "conflictscope.calls"),
         progress: (@Sendable (CallCounters) async -> Void)? = nil
     ) async throws -> Summary {
         let store = try ResultStore(path: config.storePath)
-        let sweepID = try store.sweepID(name: config.name, seed: config.seed)
+        let sweepID = try store.bindSweep(config)
         var limits: [String: Int] = [:]
         for model in config.models.values { limits[model.name] = config.providers[model.provider]?.concurrency ?? 8 }
         let budget = try config.maxCostUSD.map { BudgetTracker(limit: $0, spent: try store.spentUSD()) }
         let caller = ModelCaller(
             config: config, providers: providers(for: config, environment: environment),
-            limiter: InProcessRateLimiter(limits: limits), budget: budget)
+            limiter: InProcessRateLimiter(limits: limits), budget: budget, logger: logger)
         let runner = SweepRunner(config: config, caller: caller)
         let reporter = Task {
             while !Task.isCancelled {
                 try? await Task.sleep(for: .seconds(1))
-                await progress?(caller.counters)
+                if !Task.isCancelled { await progress?(caller.counters) }
             }
         }
-        defer { reporter.cancel() }
-        try await runner.run(store: store, queue: InProcessTaskQueue())
+        do {
+            try await runner.run(store: store, queue: InProcessTaskQueue())
+        } catch {
+            // No progress line may follow the error: it is the last line on stderr.
+            reporter.cancel()
+            await reporter.value
+            throw error
+        }
+        reporter.cancel()
+        await reporter.value
         await progress?(caller.counters)
         let counters = caller.counters
         var summary = try summary(
             config: config, store: store, sweepID: sweepID, made: await counters.made, cached: await counters.cached,
             failed: await counters.failed, budgetReached: await counters.budgetHit)
-        summary.invalidByStage = await counters.invalidByStage
+        summary.byStage = await counters.byStage
         return summary
     }
 
@@ -87,7 +99,24 @@ extension EmbeddedSweep.Summary: JSONRepresentable {
             ("sweep", .object([("id", .string(sweepID)), ("store", .string(storePath))])),
             (
                 "calls",
-                .object([("made", .int(callsMade)), ("cached", .int(callsCached)), ("failed", .int(callsFailed))])
+                .object([
+                    ("made", .int(callsMade)), ("cached", .int(callsCached)), ("failed", .int(callsFailed)),
+                    (
+                        "by_stage",
+                        .object(
+                            Stage.allCases.compactMap { stage in
+                                byStage[stage].map { counts in
+                                    (
+                                        stage.rawValue,
+                                        .object([
+                                            ("made", .int(counts.made)), ("cached", .int(counts.cached)),
+                                            ("failed", .int(counts.failed)), ("invalid", .int(counts.invalid)),
+                                        ])
+                                    )
+                                }
+                            })
+                    ),
+                ])
             ),
             (
                 "scenarios",

@@ -3,7 +3,7 @@
 /// the aggregator, the store's only writer.
 public protocol SweepRecords: Sendable {
     /// The answer to an identical request made before, if it succeeded.
-    func successfulResponse(key: String) async throws -> String?
+    func successfulResponse(key: String) async throws -> ModelAnswer?
     func record(_ call: ResultStore.CallRecord) async throws
     func upsertOutline(_ outline: Outline) async throws
     func upsertScenario(_ scenario: Scenario) async throws
@@ -12,6 +12,34 @@ public protocol SweepRecords: Sendable {
 }
 
 extension ResultStore: SweepRecords {}
+
+/// A model's answer as the pipeline uses it: its text, and whether it was cut off at the token limit.
+public struct ModelAnswer: Sendable, Equatable {
+    public var text: String
+    public var truncated: Bool
+
+    public init(text: String, truncated: Bool = false) {
+        self.text = text
+        self.truncated = truncated
+    }
+
+    /// Came back, but cannot be an answer: cut off, or empty. Re-asked, then stored as invalid.
+    public var isUnusable: Bool { truncated || text.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty }
+
+    /// One string for a cache that holds strings (the cluster's Redis): the text itself, or for a truncated
+    /// answer the text after a marker no model writes.
+    public var cacheValue: String { truncated ? Self.truncatedMarker + text : text }
+
+    public init(cacheValue: String) {
+        if cacheValue.hasPrefix(Self.truncatedMarker) {
+            self.init(text: String(cacheValue.dropFirst(Self.truncatedMarker.count)), truncated: true)
+        } else {
+            self.init(text: cacheValue)
+        }
+    }
+
+    static let truncatedMarker = "\u{0}truncated\u{0}"
+}
 
 /// The rows one task wrote, as a cluster worker sends them to the aggregator.
 public struct ResultBatch: Sendable, Equatable, Codable {

@@ -16,12 +16,16 @@ public final class SweepRunner: Sendable {
 
     /// Runs (or resumes) the sweep in this process to the end, or until the budget is reached.
     public func run(store: ResultStore, queue: any TaskQueue) async throws {
-        _ = try store.sweepID(name: config.name, seed: config.seed)
+        _ = try store.bindSweep(config)
         let failures = FailureBox()
         await queue.drain(try SweepTasks(config: config).initial(store: store)) { [self] task in
             do {
                 return try await handle(task, records: store)
             } catch is ModelCaller.BudgetExhausted {
+                return []
+            } catch let stop as SweepStopped {
+                // Its task stays pending; the other tasks end at their next call.
+                await failures.record(stop)
                 return []
             } catch {
                 await failures.record(error)
@@ -99,8 +103,9 @@ public final class SweepRunner: Sendable {
         }
     }
 
-    /// Asks for `stage` with `settings` and parses the answer; an unparseable answer is asked again with a
-    /// new sample index up to `max_reasks` times, then returned as `.invalid` with its raw text.
+    /// Asks for `stage` with `settings` and parses the answer; an unusable answer (cut off, empty or
+    /// unparseable) is asked again with a new sample index up to `max_reasks` times, then returned as
+    /// `.invalid` with its raw text.
     func ask<T>(
         _ stage: Stage, _ settings: CallSettings, prompt: PromptTemplate?, messages: [ChatMessage], sample: Int = 0,
         taskID: String, records: any SweepRecords, parse: (String) -> T?
@@ -112,13 +117,14 @@ public final class SweepRunner: Sendable {
         var lastRaw = ""
         for reask in 0...config.generation.maxReasks {
             guard
-                let raw = try await caller.chat(
-                    role: stage.role.rawValue, modelName: settings.model, prompt: prompt, messages: sent,
+                let answer = try await caller.chat(
+                    stage: stage, modelName: settings.model, prompt: prompt, messages: sent,
                     temperature: settings.temperature, maxTokens: settings.maxTokens,
                     sampleIndex: sample * 100 + reask, taskID: taskID, records: records)
             else { return .failed }
-            if let value = parse(raw) { return .parsed(value, raw: raw) }
-            lastRaw = raw
+            // A cut-off or empty answer is never parsed: what it holds is not the model's whole answer.
+            if !answer.isUnusable, let value = parse(answer.text) { return .parsed(value, raw: answer.text) }
+            lastRaw = answer.text
         }
         await caller.counters.add(invalid: 1, stage: stage)
         return .invalid(raw: lastRaw)

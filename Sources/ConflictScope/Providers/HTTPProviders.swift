@@ -15,6 +15,9 @@ public struct HTTPProvider: LLMProvider {
     private let apiKey: String?
     let timeout: TimeAmount
     let client: HTTPClient
+    /// The provider's `headers` (a hosted router's attribution, a gateway's key): sent with every request,
+    /// redacted like the key wherever a reply quotes them.
+    private let extraHeaders: [(name: String, value: String)]
 
     public init(settings: SweepConfig.Provider, environment: [String: String], client: HTTPClient = .providers) {
         self.format = settings.kind == .anthropic ? .anthropic : .openAI
@@ -24,6 +27,7 @@ public struct HTTPProvider: LLMProvider {
         self.apiKey = settings.apiKeyEnv.flatMap { environment[$0] }.flatMap { $0.isEmpty ? nil : $0 }
         self.timeout = .milliseconds(Int64(settings.timeoutSeconds * 1000))
         self.client = client
+        self.extraHeaders = settings.headers.sorted { $0.key < $1.key }.map { (name: $0.key, value: $0.value) }
     }
 
     var host: String { URL(string: baseURL)?.host ?? "provider" }
@@ -31,44 +35,45 @@ public struct HTTPProvider: LLMProvider {
     public func chat(_ request: ChatRequest) async throws(ProviderError) -> ChatResponse {
         switch format {
         case .openAI:
-            var body: [String: Any] = [
-                "model": request.model, "temperature": request.temperature, "max_tokens": request.maxTokens,
-                "messages": request.messages.map { ["role": $0.role.rawValue, "content": $0.content] },
-            ]
-            // Deliberate re-sampling reaches the provider as its seed, where it supports one.
-            body["seed"] = request.sampleIndex
-            let object = try await post(path: "/chat/completions", body: body)
-            guard let choices = object["choices"] as? [[String: Any]],
-                let message = choices.first?["message"] as? [String: Any]
-            else { throw ProviderError(.malformedResponse, "no choices[0].message in the reply from \(host)") }
-            guard let text = message["content"] as? String,
-                !text.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty
-            else { throw ProviderError(.malformedResponse, "empty content in the reply from \(host)") }
-            let usage = object["usage"] as? [String: Any]
+            let contract = request.contract
+            let body = OpenAIWire.ChatRequest(
+                model: request.model,
+                messages: request.messages.map { OpenAIWire.Message(role: $0.role.rawValue, content: $0.content) },
+                // Reasoning models refuse any temperature but their default.
+                temperature: contract.reasoning ? nil : request.temperature,
+                maxTokens: contract.tokenParameter == .maxTokens ? request.maxTokens : nil,
+                maxCompletionTokens: contract.tokenParameter == .maxCompletionTokens ? request.maxTokens : nil,
+                reasoningEffort: contract.reasoningEffort,
+                // Deliberate re-sampling reaches the provider as its seed, where it supports one.
+                seed: request.sampleIndex)
+            let data = try await post(path: "/chat/completions", body: WireJSON.encode(body))
+            guard let reply = WireJSON.decode(OpenAIWire.ChatCompletion.self, data) else {
+                throw ProviderError(.malformedResponse, "the reply from \(host) is not a chat completion")
+            }
+            guard let choice = reply.choices.first else {
+                throw ProviderError(.malformedResponse, "no choices[0] in the reply from \(host)")
+            }
+            let text = choice.message.content ?? ""
             return ChatResponse(
-                text: text, inputTokens: Self.tokens(usage?["prompt_tokens"]) ?? request.estimatedPromptTokens,
-                outputTokens: Self.tokens(usage?["completion_tokens"]) ?? text.utf8.count / 4)
+                text: text, inputTokens: Self.tokens(reply.usage?.promptTokens) ?? request.estimatedPromptTokens,
+                outputTokens: Self.tokens(reply.usage?.completionTokens) ?? text.utf8.count / 4,
+                truncated: choice.finishReason == "length")
         case .anthropic:
-            var body: [String: Any] = [
-                "model": request.model, "temperature": request.temperature, "max_tokens": request.maxTokens,
-                "messages": request.messages.filter { $0.role != .system }.map {
-                    ["role": $0.role.rawValue, "content": $0.content]
-                },
-            ]
             let system = request.messages.filter { $0.role == .system }.map(\.content).joined(separator: "\n\n")
-            if !system.isEmpty { body["system"] = system }
-            let object = try await post(path: "/messages", body: body)
-            guard let blocks = object["content"] as? [[String: Any]] else {
-                throw ProviderError(.malformedResponse, "no content blocks in the reply from \(host)")
+            let body = AnthropicWire.MessagesRequest(
+                model: request.model, maxTokens: request.maxTokens, system: system.isEmpty ? nil : system,
+                messages: request.messages.filter { $0.role != .system }.map {
+                    AnthropicWire.Message(role: $0.role.rawValue, content: $0.content)
+                }, temperature: request.temperature)
+            let data = try await post(path: "/messages", body: WireJSON.encode(body))
+            guard let reply = WireJSON.decode(AnthropicWire.MessagesResponse.self, data) else {
+                throw ProviderError(.malformedResponse, "the reply from \(host) is not a Messages API message")
             }
-            let text = blocks.compactMap { $0["type"] as? String == "text" ? $0["text"] as? String : nil }.joined()
-            guard !text.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else {
-                throw ProviderError(.malformedResponse, "empty content in the reply from \(host)")
-            }
-            let usage = object["usage"] as? [String: Any]
+            let text = reply.text
             return ChatResponse(
-                text: text, inputTokens: Self.tokens(usage?["input_tokens"]) ?? request.estimatedPromptTokens,
-                outputTokens: Self.tokens(usage?["output_tokens"]) ?? text.utf8.count / 4)
+                text: text, inputTokens: Self.tokens(reply.usage.inputTokens) ?? request.estimatedPromptTokens,
+                outputTokens: Self.tokens(reply.usage.outputTokens) ?? text.utf8.count / 4,
+                truncated: reply.stopReason == "max_tokens")
         }
     }
 
@@ -77,20 +82,15 @@ public struct HTTPProvider: LLMProvider {
             throw ProviderError(
                 .badRequest, "the Anthropic API has no embeddings endpoint; use an OpenAI-compatible one")
         }
-        let object = try await post(path: "/embeddings", body: ["model": model, "input": texts])
-        guard let data = object["data"] as? [[String: Any]], data.count == texts.count else {
+        let data = try await post(
+            path: "/embeddings", body: WireJSON.encode(OpenAIWire.EmbeddingsRequest(model: model, input: texts)))
+        guard let reply = WireJSON.decode(OpenAIWire.Embeddings.self, data), reply.data.count == texts.count else {
             throw ProviderError(.malformedResponse, "embeddings reply from \(host) does not match the inputs")
         }
-        let sorted = data.sorted { ($0["index"] as? Int ?? 0) < ($1["index"] as? Int ?? 0) }
-        return try sorted.map { entry throws(ProviderError) in
-            guard let vector = entry["embedding"] as? [NSNumber] else {
-                throw ProviderError(.malformedResponse, "an embedding from \(host) is not a list of numbers")
-            }
-            return vector.map(\.doubleValue)
-        }
+        return reply.data.sorted { $0.index < $1.index }.map(\.embedding)
     }
 
-    private func post(path: String, body: [String: Any]) async throws(ProviderError) -> [String: Any] {
+    private func post(path: String, body: Data) async throws(ProviderError) -> Data {
         var request = HTTPClientRequest(url: baseURL + path)
         request.method = .POST
         request.headers.add(name: "Content-Type", value: "application/json")
@@ -99,15 +99,10 @@ public struct HTTPProvider: LLMProvider {
             if let apiKey { request.headers.add(name: "Authorization", value: "Bearer \(apiKey)") }
         case .anthropic:
             if let apiKey { request.headers.add(name: "x-api-key", value: apiKey) }
-            request.headers.add(name: "anthropic-version", value: "2023-06-01")
+            request.headers.add(name: "anthropic-version", value: AnthropicWire.version)
         }
-        let payload: Data
-        do {
-            payload = try JSONSerialization.data(withJSONObject: body)
-        } catch {
-            throw ProviderError(.badRequest, "request body could not be encoded")
-        }
-        request.body = .bytes(ByteBuffer(bytes: payload))
+        for (name, value) in extraHeaders { request.headers.replaceOrAdd(name: name, value: value) }
+        request.body = .bytes(ByteBuffer(bytes: body))
 
         let response: HTTPClientResponse
         let bytes: ByteBuffer
@@ -121,44 +116,67 @@ public struct HTTPProvider: LLMProvider {
         } catch {
             throw ProviderError(.connection, "connection to \(host) failed (\(type(of: error)))")
         }
-        let text = String(buffer: bytes)
-        let status = response.status.code
+        let data = Data(bytes.readableBytesView)
+        let status = Int(response.status.code)
         guard (200..<300).contains(status) else {
             let retryAfter = response.headers.first(name: "retry-after").flatMap(Self.retryAfterSeconds)
-            // Some APIs quote the key back ("Incorrect API key provided: ..."): never pass it on.
-            // Redact before cutting to length, so no part of the key survives.
-            let redacted = apiKey.map { text.replacingOccurrences(of: $0, with: "[redacted]") } ?? text
-            let detail = String(redacted.prefix(200).map { $0.isNewline ? " " : $0 })
-            switch status {
-            case 429:
-                throw ProviderError(.rateLimited, "HTTP 429 from \(host)", retryAfter: retryAfter)
-            case 400, 413, 422:
-                let lowered = text.lowercased()
-                if lowered.contains("context_length") || lowered.contains("context length")
-                    || lowered.contains("maximum context") || lowered.contains("too many tokens")
-                    || lowered.contains("prompt is too long")
-                {
-                    throw ProviderError(.contextLength, "HTTP \(status) from \(host): the prompt is too long")
-                }
-                throw ProviderError(.badRequest, "HTTP \(status) from \(host): \(detail)")
-            case 401, 403, 404:
-                throw ProviderError(.badRequest, "HTTP \(status) from \(host): \(detail)")
-            default:
-                throw ProviderError(.server, "HTTP \(status) from \(host)", retryAfter: retryAfter)
+            throw classify(status: status, body: data, retryAfter: retryAfter)
+        }
+        return data
+    }
+
+    /// What an error status means for the call and the sweep, from the status and the error body's type and
+    /// code (both formats). The message quotes the provider's own, with every secret redacted.
+    func classify(status: Int, body: Data, retryAfter: Double?) -> ProviderError {
+        let openAI = WireJSON.decode(OpenAIWire.ErrorBody.self, body)?.error
+        let anthropic = WireJSON.decode(AnthropicWire.ErrorBody.self, body)?.error
+        let code = openAI?.code ?? ""
+        let type = anthropic?.type ?? openAI?.type ?? ""
+        let providerMessage = anthropic?.message ?? openAI?.message ?? String(decoding: body, as: UTF8.self)
+        let detail = String(redacted(providerMessage).prefix(300).map { $0.isNewline ? " " : $0 })
+        let message = "HTTP \(status) from \(host): \(detail)"
+        let lowered = providerMessage.lowercased()
+        if code == "unsupported_parameter" || code == "unsupported_value" {
+            return ProviderError(.unsupportedParameter, message)
+        }
+        if code == "model_not_found" || type == "not_found_error" || status == 404 {
+            return ProviderError(.modelNotFound, message)
+        }
+        if status == 401 || status == 403 || code == "insufficient_quota" || type == "authentication_error"
+            || type == "permission_error"
+        {
+            return ProviderError(.unauthorized, message)
+        }
+        switch status {
+        case 429:
+            return ProviderError(.rateLimited, "HTTP 429 from \(host)", retryAfter: retryAfter)
+        case 400, 413, 422:
+            if code == "context_length_exceeded" || lowered.contains("context length")
+                || lowered.contains("maximum context") || lowered.contains("too many tokens")
+                || lowered.contains("prompt is too long")
+            {
+                return ProviderError(.contextLength, "HTTP \(status) from \(host): the prompt is too long")
             }
+            return ProviderError(.badRequest, message)
+        default:
+            // 5xx and Anthropic's 529 overloaded: worth another attempt.
+            return ProviderError(.server, "HTTP \(status) from \(host)", retryAfter: retryAfter)
         }
-        guard let object = (try? JSONSerialization.jsonObject(with: Data(text.utf8))) as? [String: Any] else {
-            throw ProviderError(.malformedResponse, "the reply from \(host) is not a JSON object")
-        }
-        return object
+    }
+
+    /// `text` with the API key and every extra header's value replaced: some APIs quote the key back
+    /// ("Incorrect API key provided: ..."). Redacted before any cut, so no part of a secret survives.
+    func redacted(_ text: String) -> String {
+        let secrets = ([apiKey].compactMap { $0 } + extraHeaders.map(\.value)).filter { $0.count >= 4 }
+        return secrets.reduce(text) { $0.replacingOccurrences(of: $1, with: "[redacted]") }
     }
 
     /// A reported token count above this (or below 0, or not an integer) is not believed: the estimate
     /// is used instead, so cost, budget and rate-limit arithmetic downstream cannot overflow.
     public static let maximumReportedTokens = 100_000_000
 
-    static func tokens(_ value: Any?) -> Int? {
-        guard let count = value as? Int, (0...maximumReportedTokens).contains(count) else { return nil }
+    static func tokens(_ value: Int?) -> Int? {
+        guard let count = value, (0...maximumReportedTokens).contains(count) else { return nil }
         return count
     }
 

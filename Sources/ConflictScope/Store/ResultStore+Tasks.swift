@@ -88,12 +88,15 @@ extension ResultStore {
 
     /// Successful responses by request key, in key order, from `after` (exclusive), at most `limit`
     /// (the coordinator copies them into the cluster's response cache).
-    public func successfulResponses(after key: String, limit: Int) throws -> [(key: String, response: String)] {
+    public func successfulResponses(after key: String, limit: Int) throws -> [(key: String, answer: ModelAnswer)] {
         try database.read { db in
             try Row.fetchAll(
-                db, sql: "SELECT key, response FROM call WHERE status = 'ok' AND key > ? ORDER BY key LIMIT ?",
+                db,
+                sql: """
+                    SELECT key, response, truncated FROM call WHERE status = 'ok' AND key > ? ORDER BY key LIMIT ?
+                    """,
                 arguments: [key, limit]
-            ).map { (key: $0["key"], response: $0["response"]) }
+            ).map { (key: $0["key"], answer: ModelAnswer(text: $0["response"] ?? "", truncated: $0["truncated"])) }
         }
     }
 }

@@ -85,19 +85,16 @@ public final class ResultStore: Sendable {
                     ALTER TABLE judgment ADD COLUMN transcript TEXT;
                     """)
         }
-        return migrator
-    }
-
-    /// The sweep's id, created on first use and kept for the life of the store.
-    public func sweepID(name: String, seed: UInt64) throws -> String {
-        try database.write { db in
-            if let id = try String.fetchOne(db, sql: "SELECT id FROM sweep LIMIT 1") { return id }
-            let id = UUID().uuidString.lowercased()
+        migrator.registerMigration("v4: truncated answers and the sweep's identity") { db in
+            // An answer cut off at the token limit is cached like any other but never used. The sweep's
+            // identity (ResultStore+Identity) keeps one sweep per store.
             try db.execute(
-                sql: "INSERT INTO sweep (id, name, seed, created_at) VALUES (?, ?, ?, ?)",
-                arguments: [id, name, Int64(bitPattern: seed), ISO8601DateFormatter().string(from: Date())])
-            return id
+                sql: """
+                    ALTER TABLE call ADD COLUMN truncated INTEGER NOT NULL DEFAULT 0;
+                    ALTER TABLE sweep ADD COLUMN identity TEXT;
+                    """)
         }
+        return migrator
     }
 
     // MARK: Calls and the response cache
@@ -117,11 +114,15 @@ public final class ResultStore: Sendable {
         public var latencyMilliseconds: Int
         public var costUSD: Double
         public var attempts: Int
+        /// The answer came back cut off at the token limit (status stays `ok`: the call was paid for).
+        public var truncated = false
     }
 
-    public func successfulResponse(key: String) throws -> String? {
+    public func successfulResponse(key: String) throws -> ModelAnswer? {
         try database.read { db in
-            try String.fetchOne(db, sql: "SELECT response FROM call WHERE key = ? AND status = 'ok'", arguments: [key])
+            try Row.fetchOne(
+                db, sql: "SELECT response, truncated FROM call WHERE key = ? AND status = 'ok'", arguments: [key]
+            ).map { ModelAnswer(text: $0["response"] ?? "", truncated: $0["truncated"]) }
         }
     }
 
@@ -131,10 +132,10 @@ public final class ResultStore: Sendable {
         try db.execute(
             sql: """
                 INSERT INTO call (key, task_id, role, model, prompt, sample_index, status, response, error,
-                    input_tokens, output_tokens, latency_ms, cost_usd, attempts)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    input_tokens, output_tokens, latency_ms, cost_usd, attempts, truncated)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 ON CONFLICT(key) DO UPDATE SET status = excluded.status, response = excluded.response,
-                    error = excluded.error, input_tokens = excluded.input_tokens,
+                    error = excluded.error, truncated = excluded.truncated, input_tokens = excluded.input_tokens,
                     output_tokens = excluded.output_tokens, latency_ms = excluded.latency_ms,
                     cost_usd = excluded.cost_usd, attempts = call.attempts + excluded.attempts
                 WHERE call.status != 'ok'
@@ -142,7 +143,7 @@ public final class ResultStore: Sendable {
             arguments: [
                 call.key, call.taskID, call.role, call.model, call.prompt, call.sampleIndex, call.status,
                 call.response, call.error, call.inputTokens, call.outputTokens, call.latencyMilliseconds,
-                call.costUSD, call.attempts,
+                call.costUSD, call.attempts, call.truncated,
             ])
     }
 
