@@ -1,7 +1,7 @@
 # The two set-up commands: `make run` (the main job) and `make test` (the test suite).
 SWIFT ?= swift
 
-.PHONY: run test deps build lint bench screenshot
+.PHONY: run test deps build lint bench screenshot install
 
 deps:
 	scripts/install-deps.sh
@@ -33,3 +33,15 @@ bench:
 # docs/report.png, the README's picture of the HTML report (headless Chromium).
 screenshot: deps
 	scripts/report-screenshot
+
+# Installs the release build: the binary in $(PREFIX)/lib/conflictscope beside SwiftPM's resource
+# bundles (the prompts and value sets; Bundle.module looks for them next to the real executable, so
+# a binary copied without them stops at its first prompt), and $(PREFIX)/bin/conflictscope as a
+# symlink to it. Without root: `make install PREFIX=$HOME/.local`. DESTDIR stages a package.
+PREFIX ?= /usr/local
+install: build
+	install -d "$(DESTDIR)$(PREFIX)/bin" "$(DESTDIR)$(PREFIX)/lib/conflictscope"
+	rm -rf "$(DESTDIR)$(PREFIX)/lib/conflictscope/"*.resources
+	install -m 755 .build/release/conflictscope "$(DESTDIR)$(PREFIX)/lib/conflictscope/conflictscope"
+	cp -R .build/release/*.resources "$(DESTDIR)$(PREFIX)/lib/conflictscope/"
+	ln -sfn ../lib/conflictscope/conflictscope "$(DESTDIR)$(PREFIX)/bin/conflictscope"
