@@ -8,8 +8,10 @@ set -euo pipefail
 # (librabbitmq-dev brings libssl-dev, whose headers the TLS shim includes). openssl and stunnel4: the
 # TLS tests make a CA at test time and reach Redis through stunnel, as the pods do.
 # chromium and fonts-dejavu-core: the HTML report's browser tests and `make screenshot` (headless).
+# build-essential: the C/C++ compiler scripts/local-llm builds llama-cpp-python with (CMake and Ninja
+# come from PyPI).
 packages=(python3 python3-venv libsqlite3-dev pkg-config librabbitmq-dev libhiredis-dev libssl-dev rabbitmq-server
-    redis-server openssl stunnel4 chromium fonts-dejavu-core)
+    redis-server openssl stunnel4 chromium fonts-dejavu-core build-essential)
 
 missing=()
 for package in "${packages[@]}"; do
