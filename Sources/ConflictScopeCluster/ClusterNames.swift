@@ -60,6 +60,10 @@ public struct ClusterNames: Sendable {
     /// The current coordinator run's id. `done` markers belong to one run, so a rerun (after the
     /// broker lost results that were never stored, say) does every task it needs again.
     public var runKey: String { "cs:\(sweepID):run" }
+    /// Set by the first worker whose provider refused every call of a model (401, 403, an unknown model, a
+    /// refused parameter): the line naming it. The coordinator stops the sweep on it and clears it when
+    /// started again.
+    public var stopKey: String { "cs:\(sweepID):stopped" }
 
     /// Set once a task's result is published in coordinator run `run`, so a redelivered copy is
     /// acknowledged without work.

@@ -112,9 +112,3 @@ public struct ClusterStatus: Sendable, JSONRepresentable {
         return out
     }
 }
-
-extension ModelRateLimit {
-    var isLimited: Bool {
-        [requestsPerMinute, tokensPerMinute, inputTokensPerMinute, outputTokensPerMinute].contains { $0 != nil }
-    }
-}

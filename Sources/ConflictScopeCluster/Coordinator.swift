@@ -39,6 +39,8 @@ public struct Coordinator: Sendable {
     {
         let sweepID = try await register()
         let names = ClusterNames(sweepID: sweepID)
+        // A new start retries what an earlier stop left pending (after the key or model is fixed).
+        try await redis.delete([names.stopKey])
         try await broker.declare(names.queueSpecs(config))
         if let limit = config.maxCostUSD {
             try await RedisBudget(redis: redis, namespace: sweepID, limitUSD: limit).start(
@@ -74,6 +76,10 @@ public struct Coordinator: Sendable {
             let counts = try store.taskCounts()
             progress?(counts)
             try await restoreAfterRedisLoss(names, run: registration)
+            if let line = try await redis.get(names.stopKey) {
+                logger.error("sweep stopped; its unfinished tasks stay pending", metadata: ["reason": "\(line)"])
+                throw SweepStopped(line: line)
+            }
             let pending = counts.values.reduce(0) { $0 + ($1[.pending] ?? 0) }
             if registered && pending == 0 { break }
             try await Task.sleep(for: .seconds(pollInterval))

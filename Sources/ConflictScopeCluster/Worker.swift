@@ -34,6 +34,8 @@ public final class Worker: Service, Sendable {
     let logger: Logger
     let identity = UUID().uuidString
     private let inFlight = InFlightCount()
+    /// Why this worker stopped taking tasks (a provider refused a model outright), if it did.
+    private let stopped = StopBox()
 
     public init(
         config: SweepConfig, sweepID: String, broker: BrokerConnection, redis: RedisClient,
@@ -56,6 +58,12 @@ public final class Worker: Service, Sendable {
     }
 
     public func run() async throws {
+        // A sweep stopped by a refusing provider takes no tasks until its coordinator is started again.
+        while let line = try await redis.get(names.stopKey) {
+            logger.warning(
+                "sweep stopped; waiting for the coordinator to start it again", metadata: ["reason": "\(line)"])
+            try await Task.sleep(for: .seconds(5))
+        }
         try await broker.declare(names.queueSpecs(config))
         var streams: [AsyncStream<Delivery>] = []
         for queue in names.taskQueues(config) {
@@ -82,6 +90,8 @@ public final class Worker: Service, Sendable {
             Task { await self.drain() }
         }
         logger.info("worker stopped")
+        // Exits non-zero with the line, so an orchestrator restarts it (it then waits for the coordinator).
+        if let reason = await stopped.reason { throw reason }
     }
 
     /// Stops taking tasks, waits for those in flight (bounded), then closes the connection, which
@@ -141,6 +151,10 @@ public final class Worker: Service, Sendable {
             } catch is ModelCaller.BudgetExhausted {
                 await records.releaseClaims()
                 outcome = TaskOutcome(taskID: task.id, state: .stopped, followUps: [])
+            } catch let stop as SweepStopped {
+                await records.releaseClaims()
+                await stopTakingTasks(stop)
+                return
             } catch {
                 await records.releaseClaims()
                 throw error
@@ -166,6 +180,16 @@ public final class Worker: Service, Sendable {
         } catch {
             await retryOrDeadLetter(delivery, task: task, error: error, stage: stage, model: model, logger: logger)
         }
+    }
+
+    /// A provider refused a model outright: the sweep stops. The line goes to Redis (the coordinator stops
+    /// on it), this worker stops consuming, and its unacknowledged tasks (this one included) go back to their
+    /// queues when the connection closes: pending, never `missing`.
+    private func stopTakingTasks(_ stop: SweepStopped) async {
+        guard await stopped.set(stop) else { return }
+        logger.error("sweep stopped by the provider's answer", metadata: ["reason": "\(stop.line)"])
+        _ = try? await redis.setIfAbsent(names.stopKey, stop.line, ttlSeconds: RedisResponseCache.timeToLiveSeconds)
+        await drain()
     }
 
     /// Publishes the task to its retry queue (it comes back after a delay), or after `maxAttempts`
@@ -197,24 +221,20 @@ public final class Worker: Service, Sendable {
     }
 }
 
+/// The first stop of a worker.
+actor StopBox {
+    private(set) var reason: SweepStopped?
+
+    /// True the first time.
+    func set(_ stop: SweepStopped) -> Bool {
+        guard reason == nil else { return false }
+        reason = stop
+        return true
+    }
+}
+
 /// Tasks in flight in this process.
 actor InFlightCount {
     private(set) var value = 0
     func add(_ delta: Int) { value += delta }
-}
-
-extension ModelRateLimit {
-    /// Each configured model's limits, from its provider's `rpm`, `tpm`, `input_tpm` and
-    /// `output_tpm`; the account is provider + model id, so every role calling a model shares them.
-    public static func limits(of config: SweepConfig) -> [String: ModelRateLimit] {
-        var limits: [String: ModelRateLimit] = [:]
-        for model in config.models.values {
-            guard let provider = config.providers[model.provider] else { continue }
-            limits[model.name] = ModelRateLimit(
-                account: "\(provider.name)/\(model.modelID)", requestsPerMinute: provider.requestsPerMinute,
-                tokensPerMinute: provider.tokensPerMinute, inputTokensPerMinute: provider.inputTokensPerMinute,
-                outputTokensPerMinute: provider.outputTokensPerMinute)
-        }
-        return limits
-    }
 }

@@ -1,12 +1,10 @@
 import ConflictScope
 import Foundation
 
-/// Each model's requests and tokens per minute, enforced in process with the same GCRA semantics as
-/// `RedisRateLimiter`: a limit of L per minute adds `cost * 60 / L` seconds to its theoretical arrival time
-/// (TAT); with tolerance tau = 1 s a call is admitted when `max(TAT, now) + increment - now <= tau` on every
-/// limit (or, where the increment alone exceeds tau, when `TAT <= now`), and then every TAT moves on by its
-/// increment. So L per minute admits at most L per 60 s on average, with a burst of L / 60. Tokens are charged
-/// at admission (prompt estimate + `max_tokens`) and never settled against the real usage.
+/// Each model's requests and tokens per minute, enforced in process by the project's one rule (`GCRA`)
+/// with a tolerance of 1 s, as providers allow a burst of one second's worth: L per minute admits at most
+/// L per 60 s on average, with a burst of L / 60. Tokens are charged at admission (prompt estimate +
+/// `max_tokens`) and never settled against the real usage.
 actor SimRateLimiter {
     /// One model's limits; nil means unlimited.
     struct Limits: Sendable, Equatable {
@@ -36,53 +34,33 @@ actor SimRateLimiter {
         var states: [LimitState]
     }
 
-    /// One second's worth of any limit.
-    static let tolerance = 1.0
+    /// One second's worth of any limit, in µs.
+    static let tolerance = 1_000_000
+    /// Header suffix of each of GCRA's limit kinds.
+    static let headerNames = ["rpm": "requests", "tpm": "tokens", "itpm": "input-tokens", "otpm": "output-tokens"]
 
     private let origin = ContinuousClock.now
-    /// Theoretical arrival times in seconds since `origin`, by model and limit name.
-    private var arrivals: [String: [String: Double]] = [:]
+    private var gcra = GCRA(toleranceMicroseconds: SimRateLimiter.tolerance)
 
     /// Admits (and charges) one call of `model`, or says how long to wait.
     func admit(model: String, limits: Limits, inputTokens: Int, outputTokens: Int, now: ContinuousClock.Instant? = nil)
         -> Decision
     {
         let elapsed = (now ?? ContinuousClock.now) - origin
-        let time = elapsed.inSeconds
-        let charges: [(String, Int, Int?)] = [
-            ("requests", 1, limits.requests), ("tokens", inputTokens + outputTokens, limits.tokens),
-            ("input-tokens", inputTokens, limits.inputTokens), ("output-tokens", outputTokens, limits.outputTokens),
-        ]
-        let active = charges.compactMap { name, cost, limit -> (name: String, cost: Int, limit: Int)? in
-            guard let limit, limit > 0 else { return nil }
-            return (name, max(0, cost), limit)
-        }
-        var tats = arrivals[model] ?? [:]
-        var wait = 0.0
-        for charge in active {
-            let tat = tats[charge.name] ?? time
-            let increment = Double(charge.cost) * 60 / Double(charge.limit)
-            if increment > Self.tolerance {
-                wait = max(wait, tat - time)
-            } else {
-                wait = max(wait, max(tat, time) + increment - Self.tolerance - time)
-            }
-        }
-        // A float's last bit never refuses a call the integer arithmetic of the Redis script would admit.
-        let admitted = wait <= 1e-9
-        if admitted {
-            for charge in active {
-                let tat = tats[charge.name] ?? time
-                tats[charge.name] = max(tat, time) + Double(charge.cost) * 60 / Double(charge.limit)
-            }
-            arrivals[model] = tats
-        }
-        let states = active.map { charge -> LimitState in
-            let backlog = max(0, (tats[charge.name] ?? time) - time)
-            let remaining = Int(((Self.tolerance - backlog) * Double(charge.limit) / 60).rounded(.down))
+        let time =
+            Int(elapsed.components.seconds) * 1_000_000 + Int(elapsed.components.attoseconds / 1_000_000_000_000)
+        let rate = ModelRateLimit(
+            account: model, requestsPerMinute: limits.requests, tokensPerMinute: limits.tokens,
+            inputTokensPerMinute: limits.inputTokens, outputTokensPerMinute: limits.outputTokens)
+        let charges = rate.charges(TokenUsage(input: max(0, inputTokens), output: max(0, outputTokens)))
+        let wait = gcra.admit(charges, account: model, now: time)
+        let states = charges.map { charge -> LimitState in
+            let backlog = max(0, (gcra.arrival(account: model, kind: charge.kind) ?? time) - time)
+            let remaining = (Self.tolerance - backlog) * charge.perMinute / 60_000_000
             return LimitState(
-                name: charge.name, limit: charge.limit, remaining: max(0, remaining), resetSeconds: backlog)
+                name: Self.headerNames[charge.kind]!, limit: charge.perMinute, remaining: max(0, remaining),
+                resetSeconds: Double(backlog) / 1e6)
         }
-        return Decision(admitted: admitted, retryAfter: admitted ? 0 : wait, states: states)
+        return Decision(admitted: wait <= 0, retryAfter: wait <= 0 ? 0 : Double(wait) / 1e6, states: states)
     }
 }

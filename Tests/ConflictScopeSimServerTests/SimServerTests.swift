@@ -112,9 +112,7 @@ import Testing
 
     @Test func otherFaultsAreRetryableErrors() async throws {
         for (setting, kinds) in [
-            ("fault_malformed", [ProviderError.Kind.malformedResponse]),
-            ("fault_empty", [.malformedResponse]),
-            ("fault_reset", [.connection]),
+            ("fault_malformed", [ProviderError.Kind.malformedResponse]), ("fault_reset", [.connection]),
         ] {
             let config = try simConfig("\(setting) = 1.0\nmax_faults_per_request = 1")
             try await withSimServer(config) { baseURL in
@@ -125,6 +123,17 @@ import Testing
                     "\(setting): \(String(describing: error))")
                 _ = try await openAI.chat(Self.requests[0])
             }
+        }
+    }
+
+    /// An empty answer is an answer: the pipeline re-asks it with a new sample index, then stores it invalid.
+    @Test func anEmptyAnswerFaultIsAnUnusableAnswer() async throws {
+        let config = try simConfig("fault_empty = 1.0\nmax_faults_per_request = 1")
+        try await withSimServer(config) { baseURL in
+            let openAI = try client(kind: "openai", baseURL: baseURL)
+            let empty = try await openAI.chat(Self.requests[0])
+            #expect(empty.text.isEmpty && ModelAnswer(text: empty.text, truncated: empty.truncated).isUnusable)
+            #expect(try await !openAI.chat(Self.requests[0]).text.isEmpty, "the next attempt is not faulted")
         }
     }
 

@@ -3,8 +3,9 @@ import Foundation
 import Testing
 
 /// A config written to a fresh temporary folder; `body` is everything after the [sweep] table's name.
-/// hhh on simulated models, plus a target that cannot answer (invalid) and one whose server is down (missing).
-private func faultySweepConfig() throws -> (config: SweepConfig, folder: URL) {
+/// hhh on simulated models, plus a target that cannot answer (invalid) and one whose server at `brokenURL`
+/// answers every call with an error (missing).
+private func faultySweepConfig(brokenURL: String) throws -> (config: SweepConfig, folder: URL) {
     try writeTemporaryConfig(
         """
         [sweep]
@@ -23,7 +24,7 @@ private func faultySweepConfig() throws -> (config: SweepConfig, folder: URL) {
 
         [providers.down]
         kind = "openai"
-        base_url = "http://127.0.0.1:9/v1"
+        base_url = "\(brokenURL)"
         max_retries = 0
         timeout_s = 1
         concurrency = 32
@@ -174,7 +175,10 @@ struct ExportImportTests {
     }
 
     @Test func includeMissingAddsInvalidAndMissingRows() async throws {
-        let (config, _) = try faultySweepConfig()
+        // A server that answers (so the model is not paused as unreachable) but always with an error.
+        let server = try await FakeProviderServer.start { _ in Wire.error(500, "The server had an error") }
+        defer { Task { try? await server.stop() } }
+        let (config, _) = try faultySweepConfig(brokenURL: server.baseURL)
         _ = try await EmbeddedSweep.run(config: config)
         let store = try ResultStore(path: config.storePath)
         let all = try store.judgments()

@@ -43,7 +43,7 @@ public enum EmbeddedSweep {
 
     public static func run(
         config: SweepConfig, environment: [String: String] = ProcessInfo.processInfo.environment,
-        logger: Logger = Logger(label: "conflictscope.calls"),
+        logger: Logger = ModelCaller.silentLogger,
         progress: (@Sendable (CallCounters) async -> Void)? = nil
     ) async throws -> Summary {
         let store = try ResultStore(path: config.storePath)
@@ -53,7 +53,8 @@ public enum EmbeddedSweep {
         let budget = try config.maxCostUSD.map { BudgetTracker(limit: $0, spent: try store.spentUSD()) }
         let caller = ModelCaller(
             config: config, providers: providers(for: config, environment: environment),
-            limiter: InProcessRateLimiter(limits: limits), budget: budget, logger: logger)
+            limiter: InProcessRateLimiter(limits: limits, rates: ModelRateLimit.limits(of: config)), budget: budget,
+            logger: logger)
         let runner = SweepRunner(config: config, caller: caller)
         let reporter = Task {
             while !Task.isCancelled {

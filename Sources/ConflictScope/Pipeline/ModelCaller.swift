@@ -28,7 +28,7 @@ public final class ModelCaller: Sendable {
     /// `budget`: the sweep's spending limit, when the config sets `max_cost_usd`.
     public init(
         config: SweepConfig, providers: [String: any LLMProvider], limiter: any RateLimiter,
-        budget: (any BudgetGate)?, logger: Logger = Logger(label: "conflictscope.calls")
+        budget: (any BudgetGate)?, logger: Logger = ModelCaller.silentLogger
     ) {
         self.config = config
         self.providers = providers
@@ -37,6 +37,9 @@ public final class ModelCaller: Sendable {
         self.breaker = CircuitBreaker(limit: .seconds(config.breakerMinutes * 60))
         self.logger = logger
     }
+
+    /// The default: a library logs only where its user asked it to (`run` passes one that writes to stderr).
+    public static let silentLogger = Logger(label: "conflictscope.calls") { _ in SwiftLogNoOpLogHandler() }
 
     /// The budget was reached; no further calls are made in this run.
     public struct BudgetExhausted: Error {}
@@ -348,6 +351,8 @@ public actor CallCounters {
 public struct SweepStopped: Error, CustomStringConvertible, Equatable {
     public var line: String
     public var description: String { line }
+
+    public init(line: String) { self.line = line }
 }
 
 /// The first fatal answer of a run. Once raised, every call throws it without being made.
@@ -370,7 +375,7 @@ public actor StopSignal {
 /// interval (15 s, doubling to 2 min); then calls try again, and the first answer closes the breaker.
 /// A model paused for longer than `limit` in total stops the sweep.
 actor CircuitBreaker {
-    static let threshold = 8
+    static let threshold = 6
     static let firstInterval = Duration.seconds(15)
     static let longestInterval = Duration.seconds(120)
 

@@ -127,16 +127,31 @@ public protocol RateLimiter: Sendable {
     func pause(model: String, seconds: Double) async throws
 }
 
-/// At most `limit(model)` calls in flight per model, first come first served, and no call to a
-/// paused model until its pause ends.
+/// The embedded run's limiter: at most `limit(model)` calls in flight per model, first come first served;
+/// each model's requests and tokens per minute under the project's one rule (`GCRA`, with the cluster's
+/// half-second tolerance), counted per account; and no call to a paused account until its pause ends.
 public actor InProcessRateLimiter: RateLimiter {
     private let limits: [String: Int]
+    private let rates: [String: ModelRateLimit]
     private var inFlight: [String: Int] = [:]
     private var waiting: [String: [CheckedContinuation<Void, Never>]] = [:]
     private var pausedUntil: [String: ContinuousClock.Instant] = [:]
+    private var gcra = GCRA(toleranceMicroseconds: 500_000)
+    private let origin = ContinuousClock.now
 
-    /// `limits`: concurrency per model name; models not listed get 8.
-    public init(limits: [String: Int]) { self.limits = limits }
+    /// `limits`: concurrency per model name (models not listed get 8); `rates`: requests and tokens per
+    /// minute per model name (`ModelRateLimit.limits(of:)`; models not listed are not rate limited).
+    public init(limits: [String: Int], rates: [String: ModelRateLimit] = [:]) {
+        self.limits = limits
+        self.rates = rates
+    }
+
+    private func account(_ model: String) -> String { rates[model]?.account ?? model }
+
+    private var now: Int {
+        let elapsed = ContinuousClock.now - origin
+        return Int(elapsed.components.seconds) * 1_000_000 + Int(elapsed.components.attoseconds / 1_000_000_000_000)
+    }
 
     public func acquire(model: String, estimate: TokenUsage) async throws {
         if inFlight[model, default: 0] < limits[model, default: 8] {
@@ -144,10 +159,33 @@ public actor InProcessRateLimiter: RateLimiter {
         } else {
             await withCheckedContinuation { waiting[model, default: []].append($0) }
         }
-        while let until = pausedUntil[model], until > .now { try await Task.sleep(until: until) }
+        do {
+            let charges = rates[model]?.charges(estimate) ?? []
+            while true {
+                if let until = pausedUntil[account(model)], until > .now {
+                    try await Task.sleep(until: until)
+                    continue
+                }
+                let wait = gcra.admit(charges, account: account(model), now: now)
+                if wait <= 0 { return }
+                try await Task.sleep(for: .microseconds(max(wait, 1000)))
+            }
+        } catch {
+            // Cancelled while waiting: the slot goes to the next caller.
+            release(model)
+            throw error
+        }
     }
 
     public func settle(model: String, estimate: TokenUsage, actual: TokenUsage) {
+        if let rate = rates[model] {
+            gcra.chargeOverUse(
+                estimated: rate.charges(estimate), used: rate.charges(actual), account: rate.account, now: now)
+        }
+        release(model)
+    }
+
+    private func release(_ model: String) {
         if var queue = waiting[model], !queue.isEmpty {
             // Hand the slot straight to the next waiter.
             let next = queue.removeFirst()
@@ -159,8 +197,9 @@ public actor InProcessRateLimiter: RateLimiter {
     }
 
     public func pause(model: String, seconds: Double) {
+        guard seconds > 0, seconds.isFinite else { return }
         let until = ContinuousClock.now + .seconds(seconds)
-        if until > pausedUntil[model] ?? .now { pausedUntil[model] = until }
+        if until > pausedUntil[account(model)] ?? .now { pausedUntil[account(model)] = until }
     }
 }
 

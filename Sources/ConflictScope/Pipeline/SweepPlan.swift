@@ -71,10 +71,12 @@ public struct SweepPlan: Sendable, JSONRepresentable {
 
     public init(config: SweepConfig, imported: ImportedScenarios = ImportedScenarios()) {
         var stages: [StageLoad] = []
-        func add(_ stage: ConflictScope.Stage, _ model: String, calls: Int, input: Int, maxTokens: Int) {
+        func add(_ stage: ConflictScope.Stage, _ model: String, calls: Int, input: Int, maxTokens asked: Int) {
             guard calls > 0 || stage == .artifacts else { return }
             let role = stage.role.rawValue
             let price = config.models[model]
+            // As sent: a reasoning model's short budgets are raised to its floor.
+            let maxTokens = price?.tokenBudget(asked) ?? asked
             let cost =
                 (Double(input) * (price?.inputUSDPerMillionTokens ?? 0)
                     + Double(calls * maxTokens) * (price?.outputUSDPerMillionTokens ?? 0)) / 1e6

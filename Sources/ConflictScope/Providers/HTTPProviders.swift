@@ -87,7 +87,9 @@ public struct HTTPProvider: LLMProvider {
         guard let reply = WireJSON.decode(OpenAIWire.Embeddings.self, data), reply.data.count == texts.count else {
             throw ProviderError(.malformedResponse, "embeddings reply from \(host) does not match the inputs")
         }
-        return reply.data.sorted { $0.index < $1.index }.map(\.embedding)
+        // Entries without an index keep their position.
+        let indexed = reply.data.enumerated().map { ($0.element.index >= 0 ? $0.element.index : $0.offset, $0.element) }
+        return indexed.sorted { $0.0 < $1.0 }.map(\.1.embedding)
     }
 
     private func post(path: String, body: Data) async throws(ProviderError) -> Data {

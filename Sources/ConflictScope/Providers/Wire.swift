@@ -220,6 +220,17 @@ public enum OpenAIWire {
             self.usage?.totalTokens = tokens
         }
 
+        /// Only `data` is required.
+        public init(from decoder: any Decoder) throws {
+            let container = try decoder.container(keyedBy: CodingKeys.self)
+            object = (try? container.decodeIfPresent(String.self, forKey: .object)) ?? "list"
+            model = (try? container.decodeIfPresent(String.self, forKey: .model)) ?? ""
+            data = try container.decode([Embedding].self, forKey: .data)
+            usage = try? container.decodeIfPresent(Usage.self, forKey: .usage)
+        }
+
+        enum CodingKeys: String, CodingKey { case object, model, data, usage }
+
         public struct Embedding: Codable, Sendable, Equatable {
             public var object = "embedding"
             public var index: Int
@@ -229,6 +240,16 @@ public enum OpenAIWire {
                 self.index = index
                 self.embedding = embedding
             }
+
+            /// Only `embedding` is required; a missing index is the entry's position (read by the client).
+            public init(from decoder: any Decoder) throws {
+                let container = try decoder.container(keyedBy: CodingKeys.self)
+                object = (try? container.decodeIfPresent(String.self, forKey: .object)) ?? "embedding"
+                index = (try? container.decodeIfPresent(Int.self, forKey: .index)) ?? -1
+                embedding = try container.decode([Double].self, forKey: .embedding)
+            }
+
+            enum CodingKeys: String, CodingKey { case object, index, embedding }
         }
     }
 }

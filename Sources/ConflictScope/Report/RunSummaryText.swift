@@ -22,6 +22,7 @@ public enum RunSummaryText {
             "Scenarios: \(counts.outlines) outlines kept, \(counts.kept) scenarios kept by the filter "
                 + "(\(counts.rejected) rejected, \(counts.undecided) undecided, \(counts.invalid) unusable).")
         lines.append("Judgments: \(judgments) (\(excluded) invalid or missing, not counted).")
+        if let unusable = unusableAnswers(summary.byStage) { lines.append(unusable) }
         if summary.budgetReached {
             lines.append("Stopped at the budget (max_cost_usd); raise it and run again to resume.")
         }
@@ -33,6 +34,19 @@ public enum RunSummaryText {
         if let reportPath { lines.append("Report: \(reportPath) (open it in a browser)") }
         if tablesHint { lines.append("Every ranking and metric: add --tables (or --json).") }
         return lines.joined(separator: "\n") + "\n"
+    }
+
+    /// This run's asks whose answers stayed unusable (cut off, empty or unparseable) after their re-asks, per
+    /// stage, as a share of the stage's calls; nil when there were none.
+    static func unusableAnswers(_ byStage: [Stage: CallCounters.Counts]) -> String? {
+        let parts = Stage.allCases.compactMap { stage -> String? in
+            guard let counts = byStage[stage], counts.invalid > 0 else { return nil }
+            let calls = counts.made + counts.cached
+            return "\(stage.rawValue) \(counts.invalid)/\(calls) ("
+                + String(format: "%.1f%%", 100 * Double(counts.invalid) / Double(max(calls, 1))) + ")"
+        }
+        guard !parts.isEmpty else { return nil }
+        return "Unusable answers after re-asks, per stage (of its calls): " + parts.joined(separator: ", ") + "."
     }
 
     /// One line per model: each value group's mean rank when asked -> when acting, or for a set without

@@ -6,6 +6,15 @@ extension RedisClient {
         _ = try await command(arguments)
     }
 
+    /// SET NX with an expiry; true when the key was set (it did not exist).
+    @discardableResult
+    public func setIfAbsent(_ key: String, _ value: String, ttlSeconds: Int) async throws -> Bool {
+        switch try await command(["SET", key, value, "NX", "EX", String(ttlSeconds)]) {
+        case .null: return false
+        default: return true
+        }
+    }
+
     /// GET; nil when the key does not exist.
     public func get(_ key: String) async throws -> String? {
         switch try await command(["GET", key]) {

@@ -2,7 +2,7 @@ import ConflictScope
 import Foundation
 
 /// Enforces each model's requests and tokens per minute across every process that shares the Redis
-/// namespace, with GCRA (virtual scheduling) in one Lua script.
+/// namespace: the project's one rate-limit rule (`GCRA` in the core library), ported to one Lua script.
 ///
 /// Each limit keeps a theoretical arrival time (TAT, integer microseconds of Redis' clock) at
 /// `cs:{namespace}:rl:{account}:{rpm|tpm|itpm|otpm}`. A call costs 1 request, `estimate.total` tokens,
@@ -49,7 +49,7 @@ public struct RedisRateLimiter: RateLimiter {
             let starving = ContinuousClock.now - started >= Self.starvationThreshold
             let arguments =
                 [String(Self.tolerance), String(Self.expirySlackMilliseconds), owner, starving ? "1" : "0"]
-                + charges.map { String(Self.increment(cost: $0.cost, limit: $0.limit, roundingUp: true)) }
+                + charges.map { String($0.increment) }
                 + [String(estimate.total)]
             guard let wait = try await redis.evaluate(Self.acquireScript, keys: keys, arguments: arguments).integer
             else { throw RedisError.unexpectedReply("an integer wait from the rate-limit script") }
@@ -62,6 +62,7 @@ public struct RedisRateLimiter: RateLimiter {
         guard let account = limits[model]?.account else { return }
         let estimated = charges(model: model, usage: estimate).filter { $0.kind != "rpm" }
         let used = charges(model: model, usage: actual).filter { $0.kind != "rpm" }
+        // As `GCRA.chargeOverUse`.
         var keys: [String] = []
         var deltas: [String] = []
         for (before, after) in zip(estimated, used) {
@@ -70,7 +71,7 @@ public struct RedisRateLimiter: RateLimiter {
             // that used more than estimated is charged the difference (rounded up).
             let difference = after.cost - before.cost
             guard difference > 0 else { continue }
-            let delta = Self.increment(cost: difference, limit: before.limit, roundingUp: true)
+            let delta = GCRA.increment(cost: difference, limit: before.perMinute)
             keys.append(key(account, before.kind))
             deltas.append(String(delta))
         }
@@ -90,25 +91,8 @@ public struct RedisRateLimiter: RateLimiter {
     private func key(_ account: String, _ suffix: String) -> String { "cs:\(namespace):rl:\(account):\(suffix)" }
 
     /// The enforced limits of `model` with what `usage` costs against each, in a fixed order.
-    private func charges(model: String, usage: TokenUsage) -> [(kind: String, cost: Int, limit: Int)] {
-        guard let limit = limits[model] else { return [] }
-        let candidates: [(String, Int, Int?)] = [
-            ("rpm", 1, limit.requestsPerMinute),
-            ("tpm", usage.total, limit.tokensPerMinute),
-            ("itpm", usage.input, limit.inputTokensPerMinute),
-            ("otpm", usage.output, limit.outputTokensPerMinute),
-        ]
-        return candidates.compactMap { kind, cost, perMinute in
-            guard let perMinute, perMinute > 0 else { return nil }
-            return (kind, max(0, cost), perMinute)
-        }
-    }
-
-    /// cost * 60e6 / limit µs.
-    static func increment(cost: Int, limit: Int, roundingUp: Bool) -> Int {
-        let scaled = cost.multipliedReportingOverflow(by: 60_000_000)
-        if scaled.overflow { return Int.max / 4 }
-        return roundingUp ? (scaled.partialValue + limit - 1) / limit : scaled.partialValue / limit
+    private func charges(model: String, usage: TokenUsage) -> [GCRA.Charge] {
+        limits[model]?.charges(usage) ?? []
     }
 
     /// KEYS: paused, hold, then one TAT key per limit. ARGV: tau µs, expiry slack ms, owner, starving (1/0),
