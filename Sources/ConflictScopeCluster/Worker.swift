@@ -147,7 +147,8 @@ public final class Worker: Service, Sendable {
             let outcome: TaskOutcome
             do {
                 let followUps = try await runner.handle(task, records: records)
-                outcome = TaskOutcome(taskID: task.id, state: .done, followUps: followUps)
+                let failed = records.rows.calls.contains { $0.status == "failed" }
+                outcome = TaskOutcome(taskID: task.id, state: failed ? .incomplete : .done, followUps: followUps)
             } catch is ModelCaller.BudgetExhausted {
                 await records.releaseClaims()
                 outcome = TaskOutcome(taskID: task.id, state: .stopped, followUps: [])

@@ -81,6 +81,9 @@ public enum TaskState: String, Sendable, Codable, CaseIterable {
     case pending
     /// Finished: its rows are stored.
     case done
+    /// Finished with a call that failed (its rows are stored, that answer `missing`); a resumed sweep
+    /// publishes it again, so the failed call is asked again, as an embedded rerun does.
+    case incomplete
     /// Not done because the sweep budget was reached; a resumed sweep publishes it again.
     case stopped
     /// Failed repeatedly for reasons other than the provider (and was dead-lettered); a resumed
