@@ -49,8 +49,8 @@ struct GCRATests {
         }
         // 20 a second with a burst of 10: the last of 30 calls is admitted after about 1 s.
         let elapsed = ContinuousClock.now - started
+        // (No upper bound: under a loaded test run sleeps overrun; the rule's own arithmetic is tested above.)
         #expect(elapsed >= .milliseconds(900), "\(elapsed)")
-        #expect(elapsed < .seconds(5), "\(elapsed)")
     }
 
     @Test func limitsAreKeyedByTheProvidersAccountAndTheModelID() throws {
