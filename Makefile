@@ -17,15 +17,18 @@ lint:
 	$(SWIFT) format lint --strict --recursive Sources Tests Package.swift
 
 # Checks the deployment files (scripts/validate-deploy: Dockerfile, k8s/; tools from PyPI) first.
-# Starts RabbitMQ and Redis on loopback when they are not running. The cluster tests run one at a
-# time (some restart the servers), and so do the sim-server's, whose rate-limit checks need requests
-# that are not slowed by other suites running beside them.
+# Starts RabbitMQ and Redis on loopback when they are not running, and the local model
+# (scripts/local-llm: SmolLM2-135M behind an OpenAI-compatible server; its first set-up builds
+# llama-cpp-python, ~8 minutes). The cluster tests run one at a time (some restart the servers), and
+# so do the sim-server's, whose rate-limit checks need requests that are not slowed by other suites
+# running beside them, and the local model's sweep, which has the model's two CPUs to itself.
 test: deps lint
 	scripts/validate-deploy
 	$(SWIFT) build --build-tests
 	cluster/servers start
-	$(SWIFT) test --skip ConflictScopeClusterTests --skip ConflictScopeSimServerTests
-	$(SWIFT) test --filter "ConflictScopeClusterTests|ConflictScopeSimServerTests" --no-parallel
+	scripts/local-llm start
+	$(SWIFT) test --skip ConflictScopeClusterTests --skip ConflictScopeSimServerTests --skip LocalModelTests
+	$(SWIFT) test --filter "ConflictScopeClusterTests|ConflictScopeSimServerTests|LocalModelTests" --no-parallel
 
 bench:
 	bench/ranking
