@@ -86,7 +86,10 @@ public enum EmbeddedSweep {
         config: SweepConfig, store: ResultStore, sweepID: String, made: Int, cached: Int, failed: Int,
         budgetReached: Bool
     ) throws -> Summary {
-        let report = try RankingReport(judgments: try store.judgments(), options: config.analysis, includeMetrics: true)
+        // The store's scenarios add the scenario measures (filter pass rates, diversity, domains) to the metrics.
+        let report = try RankingReport(
+            judgments: try store.judgments(), options: config.analysis, includeMetrics: true,
+            valueSets: config.valueSets, scenarios: try store.scenarios())
         return Summary(
             sweepID: sweepID, storePath: config.storePath, callsMade: made, callsCached: cached, callsFailed: failed,
             scenarios: try store.scenarioCounts(), budgetReached: budgetReached, spentUSD: try store.spentUSD(),

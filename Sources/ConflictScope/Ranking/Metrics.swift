@@ -9,16 +9,30 @@ public struct RankingMetrics: Sendable, Equatable, JSONRepresentable {
     public var alignment: [Alignment]
     public var rankShifts: [RankShift]
     public var actBias: [ActBias]
+    /// Observed agreement and Likert divergence pooled over models per value set and format (default
+    /// condition), with intervals.
+    public var pooledDifficulty: [ReportAnalysis.Difficulty]
+    /// Each value group's mean rank per model, value set and format (default condition), bootstrap interval.
+    public var groupRanks: [ReportAnalysis.GroupRank]
+    /// Per model, value set and condition: Kendall's tau between the formats' rankings and scenario agreement.
+    public var formatConsistency: [FormatConsistency]
+    /// The measures that need the store's scenarios; nil from judgments alone.
+    public var scenarioMeasures: ScenarioMeasures?
 
     public var json: JSONValue {
-        .object([
+        var fields: [(String, JSONValue)] = [
             ("preference_rates", .array(preferenceRates.map(\.json))),
             ("agreement", .array(agreement.map(\.json))),
             ("likert_divergence", .array(likertDivergence.map(\.json))),
             ("alignment", .array(alignment.map(\.json))),
             ("rank_shifts", .array(rankShifts.map(\.json))),
             ("act_bias", .array(actBias.map(\.json))),
-        ])
+            ("pooled_difficulty", .array(pooledDifficulty.map(\.json))),
+            ("group_ranks", .array(groupRanks.map(\.json))),
+            ("format_consistency", .array(formatConsistency.map(\.json))),
+        ]
+        if case .object(let scenarioFields) = scenarioMeasures?.json { fields += scenarioFields }
+        return .object(fields)
     }
 }
 
@@ -137,12 +151,22 @@ extension RankingMetrics {
 
     /// Computes every metric; `rankings` must be the fits of the same judgments with the same options.
     /// Invalid and missing answers count as `options.invalid` says.
-    public init(judgments: [Judgment], rankings: [GroupRanking], options: RankingOptions) throws(RankingError) {
-        try self.init(counted: options.invalid.applied(to: judgments), rankings: rankings, options: options)
+    /// `valueSets` define the value groups (nil: the built-in sets the judgments name); `scenarios` (a store's)
+    /// add the scenario measures.
+    public init(
+        judgments: [Judgment], rankings: [GroupRanking], options: RankingOptions, valueSets: [ValueSet]? = nil,
+        scenarios: [Scenario]? = nil
+    ) throws {
+        try self.init(
+            counted: options.invalid.applied(to: judgments), rankings: rankings, options: options,
+            valueSets: valueSets, scenarios: scenarios)
     }
 
     /// Every metric of judgments the invalid-answer policy has already been applied to.
-    init(counted judgments: [Judgment], rankings: [GroupRanking], options: RankingOptions) throws(RankingError) {
+    init(
+        counted judgments: [Judgment], rankings: [GroupRanking], options: RankingOptions, valueSets: [ValueSet]?,
+        scenarios: [Scenario]?
+    ) throws {
         let groups = GroupComparisons.grouped(judgments)
         var byGroup: [GroupKey: [String: Judgment]] = [:]
         for judgment in judgments { byGroup[judgment.group, default: [:]][judgment.scenarioID] = judgment }
@@ -171,6 +195,13 @@ extension RankingMetrics {
         }
         rankShifts = shifts
         actBias = keys.compactMap { key in Self.actBias(key, byGroup[key]!.values) }
+        pooledDifficulty = ReportAnalysis.difficulty(judgments)
+        groupRanks = try ReportAnalysis.groupRanks(
+            judgments, valueSets: valueSets ?? ValueSet.builtIns(namedIn: judgments), options: options)
+        formatConsistency = FormatConsistency.all(rankings: rankings, byGroup: byGroup)
+        scenarioMeasures = try scenarios.map {
+            try ScenarioMeasures(scenarios: $0, counted: judgments, options: options)
+        }
     }
 
     /// The act rate of one group, or nil when no valid choice in it has a known act side.

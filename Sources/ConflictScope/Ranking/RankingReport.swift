@@ -5,14 +5,20 @@ public struct RankingReport: Sendable, Equatable, JSONRepresentable {
     public var rankings: [GroupRanking]
     public var metrics: RankingMetrics?
 
-    public init(judgments: [Judgment], options: RankingOptions = RankingOptions(), includeMetrics: Bool = false)
-        throws
-    {
+    /// With metrics, `valueSets` define the value groups of `group_ranks` (nil: the built-in sets the judgments
+    /// name) and a store's `scenarios` add the scenario measures (filter pass rates, diversity, domains).
+    public init(
+        judgments: [Judgment], options: RankingOptions = RankingOptions(), includeMetrics: Bool = false,
+        valueSets: [ValueSet]? = nil, scenarios: [Scenario]? = nil
+    ) throws {
         // The invalid-answer policy is applied once here, so the fit, the bootstrap and every metric follow it.
         let counted = options.invalid.applied(to: judgments)
         rankings = try Rankings.fitCounted(counted, options: options)
         metrics =
-            includeMetrics ? try RankingMetrics(counted: counted, rankings: rankings, options: options) : nil
+            includeMetrics
+            ? try RankingMetrics(
+                counted: counted, rankings: rankings, options: options, valueSets: valueSets, scenarios: scenarios)
+            : nil
     }
 
     /// `{"rankings": [...]}`, plus `"metrics"` when they were computed.

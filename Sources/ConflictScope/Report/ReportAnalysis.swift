@@ -53,17 +53,21 @@ public struct ReportAnalysis: Sendable {
     public struct PairDiversity: Sendable, Equatable {
         public var valueSet, value1, value2: String
         public var scenarios: Int
-        /// 1 - mean pairwise cosine of the kept scenarios' descriptions (lexical embedding).
+        /// 1 - mean pairwise cosine of the kept scenarios' descriptions.
         public var diversity: Double?
+        /// The embedding the cosines were taken on: `lexical` (the built-in one) or the embedder role's model.
+        public var method: String = lexical
+
+        public static let lexical = "lexical"
     }
 
     public var report: RankingReport
     public var groupRanks: [GroupRank]
     public var actBias: [PooledActBias]
-    public var filterPassRates: [(check: FilterCheckName, rate: Estimate?)]
+    public var filterPassRates: [ScenarioMeasures.FilterPassRate]
     public var difficulty: [Difficulty]
     public var diversity: [PairDiversity]
-    public var domains: [(domain: String, scenarios: Int)]
+    public var domains: [ScenarioMeasures.DomainCount]
     /// Invalid and missing answers per target and format.
     public var unusable: [(model: String, format: EvaluationFormat, invalid: Int, missing: Int, total: Int)]
 
@@ -72,27 +76,22 @@ public struct ReportAnalysis: Sendable {
     /// `report` may be given when the caller has already fitted the same judgments with the same options.
     public init(input: ReportInput, report given: RankingReport? = nil) throws {
         let counted = input.options.invalid.applied(to: input.judgments)
-        report = try given ?? RankingReport(judgments: input.judgments, options: input.options, includeMetrics: true)
-        groupRanks = try Self.groupRanks(counted, valueSets: input.valueSets, options: input.options)
+        report =
+            try given
+            ?? RankingReport(
+                judgments: input.judgments, options: input.options, includeMetrics: true,
+                valueSets: input.valueSets)
+        // The report's metrics hold the same measures when it was fitted with these value sets.
+        groupRanks =
+            try report.metrics?.groupRanks
+            ?? Self.groupRanks(
+                counted, valueSets: input.valueSets, options: input.options)
         actBias = Self.pooledActBias(counted)
-        filterPassRates = FilterCheckName.allCases.map { check -> (check: FilterCheckName, rate: Estimate?) in
-            var passed = 0
-            var decided = 0
-            for scenario in input.scenarios {
-                guard let pass = scenario.checks?[check]?.pass else { continue }
-                decided += 1
-                if pass { passed += 1 }
-            }
-            return (check, Estimate.wilson(passed, decided))
-        }
-        difficulty = Self.difficulty(counted)
+        filterPassRates = ScenarioMeasures.filterPassRates(input.scenarios)
+        difficulty = report.metrics?.pooledDifficulty ?? Self.difficulty(counted)
         let kept = input.scenarios.filter { $0.status == .kept }
-        diversity = Self.diversity(kept)
-        var domains: [String: Int] = [:]
-        for scenario in kept { domains[scenario.domain?.rawValue ?? "unlabelled", default: 0] += 1 }
-        self.domains = domains.sorted { ($1.value, $0.key) < ($0.value, $1.key) }.map {
-            (domain: $0.key, scenarios: $0.value)
-        }
+        diversity = report.metrics?.scenarioMeasures?.diversity ?? ScenarioMeasures.diversity(kept)
+        domains = ScenarioMeasures.domains(kept)
         var unusable: [String: (invalid: Int, missing: Int, total: Int)] = [:]
         for judgment in input.judgments {
             let key = "\(judgment.model)\u{1}\(judgment.format.rawValue)"
@@ -215,31 +214,5 @@ public struct ReportAnalysis: Sendable {
                 valueSet: parts[0], format: EvaluationFormat(rawValue: parts[1]) ?? .mcq, agreement: agreement,
                 likertDivergence: Estimate.wilson(differing, rated))
         }
-    }
-
-    /// Lexical diversity of kept scenarios' descriptions per value pair.
-    static func diversity(_ kept: [Scenario]) -> [PairDiversity] {
-        var byPair: [String: [Scenario]] = [:]
-        for scenario in kept {
-            byPair["\(scenario.valueSet)\u{1}\(scenario.value1)\u{1}\(scenario.value2)", default: []].append(scenario)
-        }
-        let grouped = byPair
-        let keys = grouped.keys.sorted()
-        return
-            (try? parallelMap(keys) { key -> PairDiversity in
-                let scenarios = grouped[key]!
-                let vectors = scenarios.map { LexicalEmbedding.embed($0.description) }
-                var total = 0.0
-                var pairs = 0
-                for i in vectors.indices {
-                    for j in vectors.indices where j > i {
-                        total += zip(vectors[i], vectors[j]).reduce(0) { $0 + $1.0 * $1.1 }
-                        pairs += 1
-                    }
-                }
-                return PairDiversity(
-                    valueSet: scenarios[0].valueSet, value1: scenarios[0].value1, value2: scenarios[0].value2,
-                    scenarios: scenarios.count, diversity: pairs > 0 ? 1 - total / Double(pairs) : nil)
-            }) ?? []
     }
 }
