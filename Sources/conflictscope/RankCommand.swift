@@ -39,7 +39,7 @@ struct RankCommand: ParsableCommand {
     @Flag(
         name: .long,
         help:
-            "Also compute the paper's metrics (preference rates, agreement, Likert divergence, alignment and manipulation effect, rank shifts, act bias)."
+            "Also compute the paper's metrics (preference rates, agreement, Likert divergence, alignment and manipulation effect, rank shifts, act bias, pooled agreement and divergence, value group mean ranks, consistency between formats)."
     )
     var metrics = false
 

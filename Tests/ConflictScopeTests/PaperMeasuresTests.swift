@@ -243,4 +243,53 @@ struct PaperMeasuresTests {
             #expect(aloneMetrics[key] is [Any], "\(key)")
         }
     }
+
+    /// `run --json` has the store: its metrics add the scenario measures, the same numbers the report shows.
+    @Test func runJSONAddsTheStoreMeasures() async throws {
+        let (config, _, summary) = try await ReportSweep.shared.get()
+        let object = try #require(
+            try JSONSerialization.jsonObject(with: Data(summary.json.serialized().utf8)) as? [String: Any])
+        let calls = try #require(object["calls"] as? [String: Any])
+        #expect(calls["by_stage"] != nil && object["rankings"] is [Any])
+        let metricsObject = try #require(object["metrics"] as? [String: Any])
+        for key in [
+            "pooled_difficulty", "group_ranks", "format_consistency", "filter_pass_rates", "diversity", "domains",
+            "domain_rankings",
+        ] {
+            #expect(metricsObject[key] is [Any], "\(key)")
+        }
+        let metrics = try #require(summary.report.metrics)
+        let measures = try #require(metrics.scenarioMeasures)
+
+        // The report's analysis of the same store shows the same numbers.
+        let store = try ResultStore(path: config.storePath)
+        let input = try ReportInput.store(store, config: config, source: "test", transcriptsPerPair: 0)
+        let analysis = try ReportAnalysis(input: input)
+        #expect(analysis.filterPassRates == measures.filterPassRates)
+        #expect(analysis.domains == measures.domains)
+        #expect(analysis.diversity == measures.diversity)
+        #expect(analysis.groupRanks == metrics.groupRanks)
+        #expect(analysis.difficulty == metrics.pooledDifficulty)
+
+        // personal_protective has groups: one mean rank per target, format and group.
+        #expect(metrics.groupRanks.count == 2 * 2 * 2)
+        // Each group's judgments are split between the domains: their fitted comparisons add up.
+        for ranking in summary.report.rankings {
+            let perDomain = measures.domainRankings.filter { $0.ranking.key == ranking.key }.map(\.ranking.n)
+            #expect(perDomain.reduce(0, +) == ranking.n, "\(ranking.key)")
+        }
+        #expect(measures.domains.map(\.scenarios).reduce(0, +) == summary.scenarios.kept)
+        // One consistency entry per target, value set and condition.
+        #expect(metrics.formatConsistency.count == 2 * 2 * 2)
+        let saydo = try #require(
+            metrics.formatConsistency.first {
+                $0.model == "saydo" && $0.valueSet == "personal_protective" && $0.condition == "default"
+            })
+        let steady = try #require(
+            metrics.formatConsistency.first {
+                $0.model == "steady" && $0.valueSet == "personal_protective" && $0.condition == "default"
+            })
+        // The say/do model reverses its values when acting; the steady one does not.
+        #expect((saydo.kendallTau ?? 1) < (steady.kendallTau ?? -1))
+    }
 }

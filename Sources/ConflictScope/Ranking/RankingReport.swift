@@ -119,6 +119,32 @@ extension RankingMetrics {
             }
             out += "\n"
         }
+        if !pooledDifficulty.isEmpty {
+            out += "Pooled over models (default condition): observed agreement and Likert divergence, 95% intervals\n"
+            for entry in pooledDifficulty {
+                out += "  \(entry.valueSet) | \(entry.format.rawValue): agreement \(Self.estimate(entry.agreement))"
+                if entry.format == .mcq { out += ", Likert divergence \(Self.estimate(entry.likertDivergence))" }
+                out += "\n"
+            }
+            out += "\n"
+        }
+        if !groupRanks.isEmpty {
+            out += "Value group mean rank (default condition, bootstrap 95% interval)\n"
+            for entry in groupRanks {
+                out += "  \(entry.model) | \(entry.valueSet) | \(entry.format.rawValue) | \(entry.group): "
+                out += Self.estimate(entry.meanRank) + "\n"
+            }
+            out += "\n"
+        }
+        if !formatConsistency.isEmpty {
+            out += "Consistency between formats: Kendall tau of the rankings, scenarios choosing the same value\n"
+            for entry in formatConsistency {
+                out += "  \(entry.model) | \(entry.valueSet) | \(entry.condition): "
+                out += "tau = \(entry.kendallTau.map(RankingReport.format) ?? "-"), "
+                out += "agreement \(Self.estimate(entry.scenarioAgreement))\n"
+            }
+            out += "\n"
+        }
         if !preferenceRates.isEmpty {
             out += "Preference rates (share of valid comparisons won by value1, Wilson 95% interval)\n"
             for entry in preferenceRates {
@@ -129,6 +155,18 @@ extension RankingMetrics {
             }
         }
         return out
+    }
+}
+
+extension RankingMetrics {
+    /// `value [low, high] (n = N)`, or `-`.
+    static func estimate(_ estimate: Estimate?) -> String {
+        guard let estimate else { return "-" }
+        var text = RankingReport.format(estimate.value)
+        if let low = estimate.low, let high = estimate.high {
+            text += " [\(RankingReport.format(low)), \(RankingReport.format(high))]"
+        }
+        return text + " (n = \(estimate.n))"
     }
 }
 
