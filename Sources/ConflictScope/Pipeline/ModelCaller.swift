@@ -171,7 +171,7 @@ public final class ModelCaller: Sendable {
             if !settled, let budget { Task { try? await budget.settle(reserved: worstCase, actual: 0) } }
         }
         let clock = ContinuousClock()
-        let started = clock.now
+        var attemptStarted = clock.now
         func record(status: String, response: ChatResponse?, error: ProviderError?, cost: Double, attempts: Int)
             async throws
         {
@@ -181,7 +181,7 @@ public final class ModelCaller: Sendable {
                     sampleIndex: call.sampleIndex, status: status, response: response?.text,
                     error: error?.description, inputTokens: response?.inputTokens ?? 0,
                     outputTokens: response?.outputTokens ?? 0,
-                    latencyMilliseconds: milliseconds(clock.now - started), costUSD: cost, attempts: attempts,
+                    latencyMilliseconds: milliseconds(clock.now - attemptStarted), costUSD: cost, attempts: attempts,
                     truncated: response?.truncated ?? false))
         }
         var attempts = 0
@@ -194,6 +194,8 @@ public final class ModelCaller: Sendable {
             let waitStarted = clock.now
             try await limiter.acquire(model: model.name, estimate: estimate)
             SweepMetrics.rateLimitWait(model: model.name, seconds: (clock.now - waitStarted).inSeconds)
+            // Latency is the provider's: from the admitted attempt, not from waiting for a slot or a limit.
+            attemptStarted = clock.now
             let response: ChatResponse
             do {
                 response = try await attempt()
@@ -241,7 +243,7 @@ public final class ModelCaller: Sendable {
                     + Double(response.outputTokens) * model.outputUSDPerMillionTokens) / 1e6
             try await record(status: "ok", response: response, error: nil, cost: cost, attempts: attempts)
             await counters.add(made: 1, stage: call.stage)
-            SweepMetrics.call(model: model.name, status: "ok", seconds: (clock.now - started).inSeconds)
+            SweepMetrics.call(model: model.name, status: "ok", seconds: (clock.now - attemptStarted).inSeconds)
             SweepMetrics.usage(
                 model: model.name, inputTokens: response.inputTokens, outputTokens: response.outputTokens,
                 costUSD: cost)
@@ -257,7 +259,7 @@ public final class ModelCaller: Sendable {
             ])
         try await record(status: "failed", response: nil, error: lastError, cost: 0, attempts: attempts)
         await counters.add(failed: 1, stage: call.stage)
-        SweepMetrics.call(model: model.name, status: "failed", seconds: (clock.now - started).inSeconds)
+        SweepMetrics.call(model: model.name, status: "failed", seconds: (clock.now - attemptStarted).inSeconds)
         settled = true
         try await budget?.settle(reserved: worstCase, actual: 0)
         return nil

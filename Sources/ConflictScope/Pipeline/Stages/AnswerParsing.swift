@@ -51,9 +51,11 @@ enum AnswerParsing {
 
     static func boolean(_ text: String) -> Bool? { booleans(text).first }
 
-    /// The first whole number 1..7 in the answer, as the paper reads Likert ratings.
+    /// The first whole number 1..7 in the answer, as the paper reads Likert ratings; the numbers of a
+    /// numbered list ("1. unacceptable 2. 4") are list markers, not ratings.
     static func rating(_ text: String) -> Int? {
-        for word in words(text) {
+        let unnumbered = text.replacing(/(?m)^\s*\d+[.)]\s+/, with: "")
+        for word in words(unnumbered) {
             if let number = Int(word), (1...7).contains(number) { return number }
         }
         return nil
