@@ -156,11 +156,15 @@ public struct ScenarioMeasures: Sendable, Equatable, JSONRepresentable {
             }) ?? []
     }
 
-    /// Every group's ranking on each domain's judgments, in (domain, group) order. A group whose judgments in
-    /// a domain have no estimate (possible with `alpha` 0) is left out of that domain.
+    /// Every group's ranking on each domain's judgments, in (domain, group) order: point estimates, since
+    /// bootstrapping every group in every domain would cost a dozen times the sweep's own rankings. A group
+    /// whose judgments in a domain have no estimate (possible with `alpha` 0) is left out of that domain.
     static func domainRankings(scenarios: [Scenario], counted: [Judgment], options: RankingOptions) throws
         -> [DomainRanking]
     {
+        var pointEstimates = options
+        pointEstimates.resamples = 0
+        let options = pointEstimates
         var domainOf: [String: String] = [:]
         for scenario in scenarios { domainOf[scenario.id] = scenario.domain?.rawValue ?? unlabelled }
         var byDomain: [String: [Judgment]] = [:]
