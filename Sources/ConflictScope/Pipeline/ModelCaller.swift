@@ -50,14 +50,14 @@ public final class ModelCaller: Sendable {
         maxTokens: Int, sampleIndex: Int, taskID: String, records: any SweepRecords
     ) async throws -> ModelAnswer? {
         let (model, provider, settings) = resolve(modelName)
-        let budget = model.tokenBudget(maxTokens)
+        let tokens = model.tokenBudget(maxTokens)
         let request = ChatRequest(
-            model: model.modelID, messages: messages, temperature: temperature, maxTokens: budget,
+            model: model.modelID, messages: messages, temperature: temperature, maxTokens: tokens,
             sampleIndex: sampleIndex, contract: model.contract)
         let call = PendingCall(
             key: cacheKey(request.cacheKey, settings), model: model, settings: settings, stage: stage,
             prompt: prompt?.id ?? "none", sampleIndex: sampleIndex, taskID: taskID,
-            estimatedInputTokens: request.estimatedPromptTokens, maxOutputTokens: budget)
+            estimatedInputTokens: request.estimatedPromptTokens, maxOutputTokens: tokens)
         return try await perform(call, records: records) { () async throws(ProviderError) -> ChatResponse in
             try await provider.chat(request)
         }

@@ -38,8 +38,7 @@ public struct ReportInput: Sendable {
     /// From a judgments file: the rows, and the built-in value sets it names (for their groups).
     public static func judgmentsFile(path: String, options: RankingOptions) throws -> ReportInput {
         let judgments = try JudgmentReader.read(path: path)
-        let names = Set(judgments.map(\.valueSet))
-        let sets = ValueSet.builtInNames.filter(names.contains).compactMap { try? ValueSet.builtIn($0) }
+        let sets = ValueSet.builtIns(namedIn: judgments)
         return ReportInput(
             facts: nil, rows: judgments.map { Row(judgment: $0) }, scenarios: [], outlines: [], userPrompts: [:],
             transcripts: [:], valueSets: sets, options: options, source: path)
