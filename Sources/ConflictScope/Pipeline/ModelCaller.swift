@@ -425,7 +425,4 @@ actor CircuitBreaker {
     }
 
     func succeeded(model: String) { states[model] = nil }
-
-    /// Models paused now, for the live view.
-    var paused: [String] { states.filter { $0.value.pausedUntil.map { $0 > .now } ?? false }.keys.sorted() }
 }
