@@ -1,5 +1,6 @@
 import ArgumentParser
 import ConflictScope
+import ConflictScopeCluster
 import Foundation
 import Logging
 
@@ -39,8 +40,22 @@ struct RunCommand: AsyncParsableCommand {
         let summary: EmbeddedSweep.Summary
         // Every final call failure is logged at warning, every retry at debug (CONFLICTSCOPE_LOG_LEVEL=debug).
         let logger = ClusterEnvironment.logger("run", level: .warning)
+        let live = LiveState(config: sweep, started: started)
+        let server = serve.map { port in
+            Task {
+                do {
+                    try await LiveViewServer.serve(host: host, port: port, logger: logger) { await live.snapshot() }
+                } catch {
+                    FileHandle.standardError.write(
+                        Data("warning: the live view could not serve port \(port): \(error)\n".utf8))
+                }
+            }
+        }
+        if let serve { FileHandle.standardError.write(Data("live view: http://\(host):\(serve)/\n".utf8)) }
+        defer { server?.cancel() }
         do {
             summary = try await EmbeddedSweep.run(config: sweep, logger: logger) { counters in
+                await live.update(counters)
                 let elapsed = Int((ContinuousClock.now - started).components.seconds)
                 let line =
                     "[\(elapsed)s] calls made \(await counters.made), cached \(await counters.cached), "
@@ -74,4 +89,43 @@ struct RunCommand: AsyncParsableCommand {
 
     @Flag(name: .long, help: "Also print every ranking table and metric (without it: a summary of about 40 lines).")
     var tables = false
+
+    @Option(name: .long, help: "Serve a live view of the sweep on this port while it runs (GET / and /status.json).")
+    var serve: Int?
+
+    @Option(name: .long, help: "The address the live view listens on.")
+    var host = "127.0.0.1"
+}
+
+/// What the live view reads: the run's call counters, the store's spend and judgments (rankings refitted at
+/// most every five seconds).
+actor LiveState {
+    let config: SweepConfig
+    let started: ContinuousClock.Instant
+    let planned: [Stage: Int]
+    private var counters: CallCounters?
+    private var rankings: [GroupRanking] = []
+    private var rankingsAt: ContinuousClock.Instant?
+
+    init(config: SweepConfig, started: ContinuousClock.Instant) {
+        self.config = config
+        self.started = started
+        var planned: [Stage: Int] = [:]
+        for load in SweepPlan(config: config).stages { planned[load.stage, default: 0] += load.calls }
+        self.planned = planned
+    }
+
+    func update(_ counters: CallCounters) { self.counters = counters }
+
+    func snapshot() async -> LiveSnapshot {
+        let store = try? ResultStore(path: config.storePath)
+        if rankingsAt.map({ ContinuousClock.now - $0 > .seconds(5) }) ?? true, let store {
+            rankings = (try? LiveSnapshot.rankings(store: store, options: config.analysis)) ?? rankings
+            rankingsAt = .now
+        }
+        return LiveSnapshot(
+            sweep: config.name, elapsedSeconds: (ContinuousClock.now - started).inSeconds,
+            byStage: await counters?.byStage ?? [:], plannedCalls: planned, spentUSD: (try? store?.spentUSD()) ?? 0,
+            budgetUSD: config.maxCostUSD, finished: false, rankings: rankings)
+    }
 }

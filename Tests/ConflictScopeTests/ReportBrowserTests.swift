@@ -118,4 +118,58 @@ struct ReportBrowserTests {
         let size = (try? FileManager.default.attributesOfItem(atPath: screenshot.path)[.size] as? Int) ?? 0
         #expect(size > 10_000, "screenshot \(screenshot.path) has \(size) bytes")
     }
+
+    /// `run --serve PORT`: the live page, opened in the browser while the sweep runs, shows every stage's
+    /// progress against the plan, with nothing on the console.
+    @Test func theLivePageOfARunningSweepShowsItsProgress() async throws {
+        _ = try chromiumPath()
+        let folder = Self.outputFolder.deletingLastPathComponent().appendingPathComponent("live-view")
+        try? FileManager.default.removeItem(at: folder)
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        let config = try String(
+            contentsOf: URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+                .deletingLastPathComponent().appendingPathComponent("config.toml"), encoding: .utf8
+        )
+        .replacingOccurrences(
+            of: "scenarios_per_pair = { hhh = 40, personal_protective = 30, model_spec = 16 }",
+            with: "scenarios_per_pair = { hhh = 4, personal_protective = 0, model_spec = 0 }"
+        )
+        .replacingOccurrences(of: "concurrency = 64", with: "concurrency = 4\nlatency_ms = 250")
+        .replacingOccurrences(of: "store = \"results/default.sqlite\"", with: "store = \"live.sqlite\"")
+        let configPath = folder.appendingPathComponent("config.toml").path
+        try config.write(toFile: configPath, atomically: true, encoding: .utf8)
+        let port = 8797
+        let run = Process()
+        run.executableURL = Bundle.module.bundleURL.deletingLastPathComponent().appendingPathComponent("conflictscope")
+        run.arguments = ["run", "--config", configPath, "--serve", "\(port)"]
+        run.standardOutput = FileHandle.nullDevice
+        run.standardError = FileHandle.nullDevice
+        try run.run()
+        defer { if run.isRunning { run.terminate() } }
+
+        // The page while calls are still being made (a sweep of about 600 calls at 250 ms, 4 at a time).
+        var page: BrowserResult?
+        for _ in 0..<40 where run.isRunning {
+            // A short virtual-time budget (the last one given wins): the page reloads itself every 2 s, and
+            // the default budget would follow reloads past the sweep's end.
+            let opened = try runChromium(
+                ["--dump-dom", "--virtual-time-budget=500"], url: "http://127.0.0.1:\(port)/",
+                profile: folder.appendingPathComponent("profile"), timeout: 60)
+            if opened.stdout.contains("id=\"stages\"") {
+                page = opened
+                break
+            }
+            try await Task.sleep(for: .milliseconds(500))
+        }
+        let opened = try #require(page, "the live page never answered while the sweep ran")
+        let console = opened.stderr.split(separator: "\n").filter { $0.contains(":CONSOLE") }
+        #expect(console.isEmpty, "console messages: \(console.joined(separator: "\n"))")
+        for stage in ["generation", "filter", "multiple_choice", "open_ended", "judge"] {
+            #expect(opened.stdout.contains("data-stage=\"\(stage)\""), "no row for \(stage)")
+        }
+        #expect(opened.stdout.contains("of at most 600 calls"), "\(opened.stdout.prefix(800))")
+        #expect(opened.stdout.contains("http-equiv=\"refresh\""), "a running sweep's page reloads itself")
+        while run.isRunning { try await Task.sleep(for: .milliseconds(200)) }
+        #expect(run.terminationStatus == 0)
+    }
 }
