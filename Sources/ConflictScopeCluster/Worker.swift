@@ -190,7 +190,8 @@ public final class Worker: Service, Sendable {
         guard await stopped.set(stop) else { return }
         logger.error("sweep stopped by the provider's answer", metadata: ["reason": "\(stop.line)"])
         _ = try? await redis.setIfAbsent(names.stopKey, stop.line, ttlSeconds: RedisResponseCache.timeToLiveSeconds)
-        await drain()
+        // Not awaited: the drain waits for the tasks in flight, and this one is among them until it returns.
+        Task { await self.drain() }
     }
 
     /// Publishes the task to its retry queue (it comes back after a delay), or after `maxAttempts`

@@ -46,9 +46,7 @@ actor SimRateLimiter {
     func admit(model: String, limits: Limits, inputTokens: Int, outputTokens: Int, now: ContinuousClock.Instant? = nil)
         -> Decision
     {
-        let elapsed = (now ?? ContinuousClock.now) - origin
-        let time =
-            Int(elapsed.components.seconds) * 1_000_000 + Int(elapsed.components.attoseconds / 1_000_000_000_000)
+        let time = ((now ?? ContinuousClock.now) - origin).inMicroseconds
         let rate = ModelRateLimit(
             account: model, requestsPerMinute: limits.requests, tokensPerMinute: limits.tokens,
             inputTokensPerMinute: limits.inputTokens, outputTokensPerMinute: limits.outputTokens)

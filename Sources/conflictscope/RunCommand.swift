@@ -104,6 +104,8 @@ actor LiveState {
     let started: ContinuousClock.Instant
     let planned: [Stage: Int]
     private var counters: CallCounters?
+    /// Opened once the run has created it.
+    private var store: ResultStore?
     private var rankings: [GroupRanking] = []
     private var rankingsAt: ContinuousClock.Instant?
 
@@ -118,7 +120,7 @@ actor LiveState {
     func update(_ counters: CallCounters) { self.counters = counters }
 
     func snapshot() async -> LiveSnapshot {
-        let store = try? ResultStore(path: config.storePath)
+        if store == nil { store = try? ResultStore(path: config.storePath) }
         if rankingsAt.map({ ContinuousClock.now - $0 > .seconds(5) }) ?? true, let store {
             rankings = (try? LiveSnapshot.rankings(store: store, options: config.analysis)) ?? rankings
             rankingsAt = .now
@@ -126,6 +128,6 @@ actor LiveState {
         return LiveSnapshot(
             sweep: config.name, elapsedSeconds: (ContinuousClock.now - started).inSeconds,
             byStage: await counters?.byStage ?? [:], plannedCalls: planned, spentUSD: (try? store?.spentUSD()) ?? 0,
-            budgetUSD: config.maxCostUSD, finished: false, rankings: rankings)
+            budgetUSD: config.maxCostUSD, rankings: rankings)
     }
 }

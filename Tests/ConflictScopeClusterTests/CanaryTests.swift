@@ -109,14 +109,7 @@ struct CanaryTests {
         [models.sim-pliable]
         provider = "sim"
         steerability = 2.0
-        [roles.generator]
-        model = "sim-steady"
-        [roles.filter_judge]
-        model = "sim-steady"
-        [roles.user]
-        model = "sim-steady"
-        [roles.judge]
-        model = "sim-steady"
+        \(rolesTOML("sim-steady"))
         [targets]
         models = ["sim-steady", "sim-pliable"]
         """.write(toFile: simPath, atomically: true, encoding: .utf8)
@@ -149,14 +142,7 @@ struct CanaryTests {
         [models.pliable]
         provider = "remote"
         model = "sim-pliable"
-        [roles.generator]
-        model = "sim-writer"
-        [roles.filter_judge]
-        model = "sim-writer"
-        [roles.user]
-        model = "sim-writer"
-        [roles.judge]
-        model = "steady"
+        \(rolesTOML("sim-writer", judge: "steady"))
         [targets]
         models = ["steady", "pliable"]
         """.write(toFile: sweepPath, atomically: true, encoding: .utf8)
@@ -165,11 +151,8 @@ struct CanaryTests {
         defer { unsetenv(variable) }
         let config = try SweepConfig.load(path: sweepPath)
 
-        let simServer = try ChildProcess(
-            conflictscopeBinary, ["sim-server", "--config", simPath, "--port", "\(port)"],
-            log: folder.appendingPathComponent("sim-server.log").path)
+        let simServer = try await startSimServer(configPath: simPath, port: port, folder: folder)
         defer { if simServer.isRunning { simServer.signal(SIGKILL) } }
-        try await waitForPort(port, timeout: 60)
 
         // Workers and the coordinator first; results wait in their queue until the test has read them.
         let cluster = LocalCluster(configPath: sweepPath, config: config)

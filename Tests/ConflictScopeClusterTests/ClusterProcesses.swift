@@ -259,3 +259,24 @@ func sameRankings(_ left: [[String: Any]], _ right: [[String: Any]]) -> Bool {
     }
     return true
 }
+
+/// The four roles' tables of a config, each played by `model`, the judge by `judge` (default: `model` too).
+func rolesTOML(_ model: String, judge: String? = nil) -> String {
+    ["generator", "filter_judge", "user", "judge"].map { role in
+        "[roles.\(role)]\nmodel = \"\(role == "judge" ? judge ?? model : model)\""
+    }.joined(separator: "\n")
+}
+
+/// `conflictscope sim-server` for the config at `configPath` on `port`, its log in `folder`, once it listens.
+func startSimServer(configPath: String, port: Int, folder: URL) async throws -> ChildProcess {
+    let server = try ChildProcess(
+        conflictscopeBinary, ["sim-server", "--config", configPath, "--port", "\(port)"],
+        log: folder.appendingPathComponent("sim-server.log").path)
+    do {
+        try await waitForPort(port, timeout: 60)
+    } catch {
+        server.signal(SIGKILL)
+        throw error
+    }
+    return server
+}

@@ -22,14 +22,7 @@ struct FailFastClusterTests {
         [models.sim-steady]
         provider = "sim"
         utilities.mcq = { honesty = 1.0, harmlessness = 0.5, helpfulness = -1.0 }
-        [roles.generator]
-        model = "sim-steady"
-        [roles.filter_judge]
-        model = "sim-steady"
-        [roles.user]
-        model = "sim-steady"
-        [roles.judge]
-        model = "sim-steady"
+        \(rolesTOML("sim-steady"))
         [targets]
         models = ["sim-steady"]
         """.write(toFile: simPath, atomically: true, encoding: .utf8)
@@ -58,23 +51,13 @@ struct FailFastClusterTests {
         [models.ghost]
         provider = "remote"
         model = "no-such-model"
-        [roles.generator]
-        model = "sim-writer"
-        [roles.filter_judge]
-        model = "sim-writer"
-        [roles.user]
-        model = "sim-writer"
-        [roles.judge]
-        model = "sim-writer"
+        \(rolesTOML("sim-writer"))
         [targets]
         models = ["steady", "ghost"]
         """.write(toFile: sweepPath, atomically: true, encoding: .utf8)
         let config = try SweepConfig.load(path: sweepPath)
-        let simServer = try ChildProcess(
-            conflictscopeBinary, ["sim-server", "--config", simPath, "--port", "\(port)"],
-            log: folder.appendingPathComponent("sim-server.log").path)
+        let simServer = try await startSimServer(configPath: simPath, port: port, folder: folder)
         defer { if simServer.isRunning { simServer.signal(SIGKILL) } }
-        try await waitForPort(port, timeout: 60)
 
         let cluster = LocalCluster(configPath: sweepPath, config: config)
         defer { cluster.kill() }

@@ -148,10 +148,7 @@ public actor InProcessRateLimiter: RateLimiter {
 
     private func account(_ model: String) -> String { rates[model]?.account ?? model }
 
-    private var now: Int {
-        let elapsed = ContinuousClock.now - origin
-        return Int(elapsed.components.seconds) * 1_000_000 + Int(elapsed.components.attoseconds / 1_000_000_000_000)
-    }
+    private var now: Int { (ContinuousClock.now - origin).inMicroseconds }
 
     public func acquire(model: String, estimate: TokenUsage) async throws {
         if inFlight[model, default: 0] < limits[model, default: 8] {

@@ -49,7 +49,7 @@ public enum OpenAIWire {
 
         public init(from decoder: any Decoder) throws {
             let container = try decoder.container(keyedBy: CodingKeys.self)
-            role = (try? container.decodeIfPresent(String.self, forKey: .role)) ?? "assistant"
+            role = container.lenient(String.self, forKey: .role) ?? "assistant"
             content = try container.decodeTextContent(forKey: .content)
         }
 
@@ -76,12 +76,12 @@ public enum OpenAIWire {
         /// Only `choices` is required: compatible servers leave out what the answer does not need.
         public init(from decoder: any Decoder) throws {
             let container = try decoder.container(keyedBy: CodingKeys.self)
-            id = (try? container.decodeIfPresent(String.self, forKey: .id)) ?? ""
-            object = (try? container.decodeIfPresent(String.self, forKey: .object)) ?? "chat.completion"
-            created = try? container.decodeIfPresent(Int.self, forKey: .created)
-            model = (try? container.decodeIfPresent(String.self, forKey: .model)) ?? ""
+            id = container.lenient(String.self, forKey: .id) ?? ""
+            object = container.lenient(String.self, forKey: .object) ?? "chat.completion"
+            created = container.lenient(Int.self, forKey: .created)
+            model = container.lenient(String.self, forKey: .model) ?? ""
             choices = try container.decode([Choice].self, forKey: .choices)
-            usage = try? container.decodeIfPresent(Usage.self, forKey: .usage)
+            usage = container.lenient(Usage.self, forKey: .usage)
         }
 
         enum CodingKeys: String, CodingKey { case id, object, created, model, choices, usage }
@@ -101,9 +101,9 @@ public enum OpenAIWire {
 
         public init(from decoder: any Decoder) throws {
             let container = try decoder.container(keyedBy: CodingKeys.self)
-            index = (try? container.decodeIfPresent(Int.self, forKey: .index)) ?? 0
+            index = container.lenient(Int.self, forKey: .index) ?? 0
             message = try container.decode(Message.self, forKey: .message)
-            finishReason = try? container.decodeIfPresent(String.self, forKey: .finishReason)
+            finishReason = container.lenient(String.self, forKey: .finishReason)
         }
 
         enum CodingKeys: String, CodingKey {
@@ -126,9 +126,9 @@ public enum OpenAIWire {
 
         public init(from decoder: any Decoder) throws {
             let container = try decoder.container(keyedBy: CodingKeys.self)
-            promptTokens = try? container.decodeIfPresent(Int.self, forKey: .promptTokens)
-            completionTokens = try? container.decodeIfPresent(Int.self, forKey: .completionTokens)
-            totalTokens = try? container.decodeIfPresent(Int.self, forKey: .totalTokens)
+            promptTokens = container.lenient(Int.self, forKey: .promptTokens)
+            completionTokens = container.lenient(Int.self, forKey: .completionTokens)
+            totalTokens = container.lenient(Int.self, forKey: .totalTokens)
         }
 
         enum CodingKeys: String, CodingKey {
@@ -155,13 +155,13 @@ public enum OpenAIWire {
 
             public init(from decoder: any Decoder) throws {
                 let container = try decoder.container(keyedBy: CodingKeys.self)
-                message = (try? container.decodeIfPresent(String.self, forKey: .message)) ?? ""
-                type = try? container.decodeIfPresent(String.self, forKey: .type)
-                param = try? container.decodeIfPresent(String.self, forKey: .param)
+                message = container.lenient(String.self, forKey: .message) ?? ""
+                type = container.lenient(String.self, forKey: .type)
+                param = container.lenient(String.self, forKey: .param)
                 // Some servers send a numeric code.
                 code =
-                    (try? container.decodeIfPresent(String.self, forKey: .code))
-                    ?? (try? container.decodeIfPresent(Int.self, forKey: .code)).flatMap { $0.map(String.init) }
+                    container.lenient(String.self, forKey: .code)
+                    ?? container.lenient(Int.self, forKey: .code).map(String.init)
             }
 
             init(message: String, type: String?, param: String?, code: String?) {
@@ -223,10 +223,10 @@ public enum OpenAIWire {
         /// Only `data` is required.
         public init(from decoder: any Decoder) throws {
             let container = try decoder.container(keyedBy: CodingKeys.self)
-            object = (try? container.decodeIfPresent(String.self, forKey: .object)) ?? "list"
-            model = (try? container.decodeIfPresent(String.self, forKey: .model)) ?? ""
+            object = container.lenient(String.self, forKey: .object) ?? "list"
+            model = container.lenient(String.self, forKey: .model) ?? ""
             data = try container.decode([Embedding].self, forKey: .data)
-            usage = try? container.decodeIfPresent(Usage.self, forKey: .usage)
+            usage = container.lenient(Usage.self, forKey: .usage)
         }
 
         enum CodingKeys: String, CodingKey { case object, model, data, usage }
@@ -244,8 +244,8 @@ public enum OpenAIWire {
             /// Only `embedding` is required; a missing index is the entry's position (read by the client).
             public init(from decoder: any Decoder) throws {
                 let container = try decoder.container(keyedBy: CodingKeys.self)
-                object = (try? container.decodeIfPresent(String.self, forKey: .object)) ?? "embedding"
-                index = (try? container.decodeIfPresent(Int.self, forKey: .index)) ?? -1
+                object = container.lenient(String.self, forKey: .object) ?? "embedding"
+                index = container.lenient(Int.self, forKey: .index) ?? -1
                 embedding = try container.decode([Double].self, forKey: .embedding)
             }
 
@@ -301,7 +301,7 @@ public enum AnthropicWire {
 
         public init(from decoder: any Decoder) throws {
             let container = try decoder.container(keyedBy: CodingKeys.self)
-            role = (try? container.decodeIfPresent(String.self, forKey: .role)) ?? "assistant"
+            role = container.lenient(String.self, forKey: .role) ?? "assistant"
             content = try container.decodeTextContent(forKey: .content) ?? ""
         }
 
@@ -330,15 +330,15 @@ public enum AnthropicWire {
         /// Only `content` is required: proxies leave out what the answer does not need.
         public init(from decoder: any Decoder) throws {
             let container = try decoder.container(keyedBy: CodingKeys.self)
-            id = (try? container.decodeIfPresent(String.self, forKey: .id)) ?? ""
-            type = (try? container.decodeIfPresent(String.self, forKey: .type)) ?? "message"
-            role = (try? container.decodeIfPresent(String.self, forKey: .role)) ?? "assistant"
-            model = (try? container.decodeIfPresent(String.self, forKey: .model)) ?? ""
+            id = container.lenient(String.self, forKey: .id) ?? ""
+            type = container.lenient(String.self, forKey: .type) ?? "message"
+            role = container.lenient(String.self, forKey: .role) ?? "assistant"
+            model = container.lenient(String.self, forKey: .model) ?? ""
             content = try container.decode([Block].self, forKey: .content)
-            stopReason = try? container.decodeIfPresent(String.self, forKey: .stopReason)
-            stopSequence = try? container.decodeIfPresent(String.self, forKey: .stopSequence)
+            stopReason = container.lenient(String.self, forKey: .stopReason)
+            stopSequence = container.lenient(String.self, forKey: .stopSequence)
             usage =
-                (try? container.decodeIfPresent(Usage.self, forKey: .usage))
+                container.lenient(Usage.self, forKey: .usage)
                 ?? Usage(inputTokens: nil, outputTokens: nil)
         }
 
@@ -386,8 +386,8 @@ public enum AnthropicWire {
 
         public init(from decoder: any Decoder) throws {
             let container = try decoder.container(keyedBy: CodingKeys.self)
-            inputTokens = try? container.decodeIfPresent(Int.self, forKey: .inputTokens)
-            outputTokens = try? container.decodeIfPresent(Int.self, forKey: .outputTokens)
+            inputTokens = container.lenient(Int.self, forKey: .inputTokens)
+            outputTokens = container.lenient(Int.self, forKey: .outputTokens)
         }
 
         enum CodingKeys: String, CodingKey {
@@ -412,6 +412,12 @@ public enum AnthropicWire {
 }
 
 extension KeyedDecodingContainer {
+    /// A field read leniently: absent, null or of another type all read as nil (for what one server sends and
+    /// another leaves out or spells otherwise).
+    func lenient<T: Decodable>(_ type: T.Type, forKey key: Key) -> T? {
+        (try? decodeIfPresent(type, forKey: key)) ?? nil
+    }
+
     /// A text field that may be a string, a list of `{"type": "text", "text": ...}` blocks, null or absent.
     func decodeTextContent(forKey key: Key) throws -> String? {
         guard contains(key), try !decodeNil(forKey: key) else { return nil }

@@ -11,13 +11,12 @@ public struct LiveSnapshot: Sendable {
     public var plannedCalls: [Stage: Int]
     public var spentUSD: Double
     public var budgetUSD: Double?
-    public var finished: Bool
     /// The default condition's rankings fitted on the judgments stored so far (point estimates).
     public var rankings: [GroupRanking]
 
     public init(
         sweep: String, elapsedSeconds: Double, byStage: [Stage: CallCounters.Counts], plannedCalls: [Stage: Int],
-        spentUSD: Double, budgetUSD: Double?, finished: Bool, rankings: [GroupRanking]
+        spentUSD: Double, budgetUSD: Double?, rankings: [GroupRanking]
     ) {
         self.sweep = sweep
         self.elapsedSeconds = elapsedSeconds
@@ -25,7 +24,6 @@ public struct LiveSnapshot: Sendable {
         self.plannedCalls = plannedCalls
         self.spentUSD = spentUSD
         self.budgetUSD = budgetUSD
-        self.finished = finished
         self.rankings = rankings
     }
 
@@ -33,9 +31,9 @@ public struct LiveSnapshot: Sendable {
     public var callsDone: Int { byStage.values.reduce(0) { $0 + $1.made + $1.cached + $1.failed } }
     public var callsPlanned: Int { plannedCalls.values.reduce(0, +) }
 
-    /// Seconds left at the pace so far, against the plan; nil before any call or once finished.
+    /// Seconds left at the pace so far, against the plan; nil before any call.
     public var etaSeconds: Double? {
-        guard !finished, callsDone > 0, elapsedSeconds > 0 else { return nil }
+        guard callsDone > 0, elapsedSeconds > 0 else { return nil }
         return Double(max(0, callsPlanned - callsDone)) * elapsedSeconds / Double(callsDone)
     }
 
@@ -50,7 +48,7 @@ public struct LiveSnapshot: Sendable {
 
     public var json: JSONValue {
         .object([
-            ("sweep", .string(sweep)), ("elapsed_s", .number(elapsedSeconds)), ("finished", .bool(finished)),
+            ("sweep", .string(sweep)), ("elapsed_s", .number(elapsedSeconds)),
             ("eta_s", etaSeconds.map(JSONValue.number) ?? .null),
             (
                 "stages",
@@ -76,7 +74,7 @@ public struct LiveSnapshot: Sendable {
         ])
     }
 
-    /// One self-contained page that reloads itself every `refreshSeconds` while the sweep runs.
+    /// One self-contained page that reloads itself every `refreshSeconds` (it is served while the sweep runs).
     public func html(refreshSeconds: Int = 2) -> String {
         func escape(_ text: String) -> String {
             text.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;")
@@ -115,11 +113,10 @@ public struct LiveSnapshot: Sendable {
         let budget =
             budgetUSD.map { String(format: "$%.2f of $%.2f", spentUSD, $0) }
             ?? String(format: "$%.2f (no budget set)", spentUSD)
-        let state = finished ? "finished" : etaSeconds.map { "about \(duration($0)) left at this pace" } ?? "starting"
-        let refresh = finished ? "" : "<meta http-equiv=\"refresh\" content=\"\(refreshSeconds)\">"
+        let state = etaSeconds.map { "about \(duration($0)) left at this pace" } ?? "starting"
         return """
             <!DOCTYPE html>
-            <html lang="en"><head><meta charset="utf-8">\(refresh)
+            <html lang="en"><head><meta charset="utf-8"><meta http-equiv="refresh" content="\(refreshSeconds)">
             <title>\(escape(sweep)): live</title>
             <style>
             body { font: 14px/1.4 system-ui, sans-serif; margin: 1.5em; color: #222; }

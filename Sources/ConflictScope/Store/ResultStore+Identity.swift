@@ -71,7 +71,7 @@ extension ResultStore {
     public func bindSweep(_ config: SweepConfig) throws -> String {
         let identity = SweepIdentity(config: config)
         return try database.write { db in
-            guard let row = try Row.fetchOne(db, sql: "SELECT id, identity FROM sweep LIMIT 1") else {
+            guard let row = try Row.fetchOne(db, sql: "SELECT id, name, seed, identity FROM sweep LIMIT 1") else {
                 let id = UUID().uuidString.lowercased()
                 try db.execute(
                     sql: "INSERT INTO sweep (id, name, seed, created_at, identity) VALUES (?, ?, ?, ?, ?)",
@@ -86,8 +86,8 @@ extension ResultStore {
                 try Self.check(recorded: text, against: identity, at: config.storePath)
             } else {
                 // A store from before identities: its name and seed still have to match.
-                let name: String = try String.fetchOne(db, sql: "SELECT name FROM sweep WHERE id = ?", arguments: [id])!
-                let seed: Int64 = try Int64.fetchOne(db, sql: "SELECT seed FROM sweep WHERE id = ?", arguments: [id])!
+                let name: String = row["name"]
+                let seed: Int64 = row["seed"]
                 if name != config.name || UInt64(bitPattern: seed) != config.seed {
                     throw SweepMismatch(
                         store: config.storePath,

@@ -72,6 +72,11 @@ public enum SweepMetrics {
 extension Duration {
     /// The duration in seconds, as a Double.
     public var inSeconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
+
+    /// The duration in whole microseconds (the rate limiters' unit).
+    public var inMicroseconds: Int {
+        Int(components.seconds) * 1_000_000 + Int(components.attoseconds / 1_000_000_000_000)
+    }
 }
 
 extension Timer {
