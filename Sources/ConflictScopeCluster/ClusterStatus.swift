@@ -17,7 +17,7 @@ public struct ClusterStatus: Sendable, JSONRepresentable {
     /// Each limited model's limits, as workers enforce them.
     public var rateLimits: [String: ModelRateLimit] = [:]
     /// Requests and estimated tokens admitted per limited model, this minute and the last.
-    public var usage: [String: (requests: Int, tokens: Int, previousRequests: Int, previousTokens: Int)] = [:]
+    public var usage: [String: RateUse] = [:]
     /// Servers that could not be reached in time.
     public var problems: [String] = []
 

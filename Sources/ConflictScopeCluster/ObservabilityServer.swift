@@ -11,7 +11,8 @@ import ServiceLifecycle
 ///
 /// - `GET /metrics`: every ``SweepMetrics`` metric in Prometheus' text format;
 /// - `GET /healthz`: 200 while the process runs (liveness);
-/// - `GET /readyz`: 200 while the role reaches RabbitMQ and Redis, 503 otherwise (readiness).
+/// - `GET /readyz`: 200 while the role reaches RabbitMQ and Redis, 503 otherwise (readiness);
+/// - `GET /` and `GET /status.json`: the role's live view of the sweep (``ClusterLiveView``), when given.
 ///
 /// It is a swift-service-lifecycle Service; failing to listen (the port is taken) ends it with a
 /// one-line error.
@@ -21,10 +22,11 @@ public struct ObservabilityServer: Service {
 
     /// `ready` is evaluated on every /readyz and /metrics request.
     public init(
-        host: String, port: Int, registry: PrometheusCollectorRegistry, logger: Logger,
+        host: String, port: Int, registry: PrometheusCollectorRegistry, logger: Logger, live: ClusterLiveView? = nil,
         ready: @escaping @Sendable () async -> Bool
     ) {
-        self.app = Self.application(host: host, port: port, registry: registry, logger: logger, ready: ready)
+        self.app = Self.application(
+            host: host, port: port, registry: registry, logger: logger, live: live, ready: ready)
         self.address = "\(host):\(port)"
     }
 
@@ -57,10 +59,11 @@ public struct ObservabilityServer: Service {
     }
 
     static func application(
-        host: String, port: Int, registry: PrometheusCollectorRegistry, logger: Logger,
+        host: String, port: Int, registry: PrometheusCollectorRegistry, logger: Logger, live: ClusterLiveView?,
         ready: @escaping @Sendable () async -> Bool
     ) -> some ApplicationProtocol {
         let router = Router()
+        if let live { LiveViewServer.addRoutes(to: router) { await live.snapshot() } }
         router.get("/healthz") { _, _ in plain(.ok, "ok\n") }
         router.get("/readyz") { _, _ in
             let isReady = await ready()

@@ -34,6 +34,8 @@ public final class Worker: Service, Sendable {
     let logger: Logger
     let identity = UUID().uuidString
     private let inFlight = InFlightCount()
+    /// This worker's calls by stage (its live view).
+    public var counters: CallCounters { runner.caller.counters }
     /// Why this worker stopped taking tasks (a provider refused a model outright), if it did.
     private let stopped = StopBox()
 

@@ -13,7 +13,10 @@ struct ClusterOptions: ParsableArguments {
 
     @Option(
         name: .long,
-        help: "Serve /metrics, /healthz and /readyz on this port (default: CONFLICTSCOPE_METRICS_PORT; unset: none).")
+        help: """
+            Serve /metrics, /healthz, /readyz and the live view (/ and /status.json) on this port \
+            (default: CONFLICTSCOPE_METRICS_PORT; unset: none).
+            """)
     var metricsPort: Int?
 
     @Option(name: .long, help: "Address of the metrics port.")
@@ -100,12 +103,25 @@ enum ClusterEnvironment {
         }
     }
 
+    /// The id of the sweep `store` is bound to, waiting for the coordinator to bind it if needed.
+    static func sweepID(of store: ResultStore, logger: Logger) async throws -> String {
+        var logged = false
+        while true {
+            if let id = try store.sweepID() { return id }
+            if !logged {
+                logger.info("waiting for the coordinator to bind the store to its sweep")
+                logged = true
+            }
+            try await Task.sleep(for: .milliseconds(500))
+        }
+    }
+
     /// Runs a role's `body` until it finishes or SIGTERM / SIGINT shuts it down gracefully (a worker
-    /// drains), beside /metrics, /healthz and /readyz on the metrics port when one is set; readiness
-    /// means reaching both servers. Returns nil when shut down before `body` finished.
+    /// drains), beside /metrics, /healthz, /readyz and the live view on the metrics port when one is set;
+    /// readiness means reaching both servers. Returns nil when shut down before `body` finished.
     static func run<Result: Sendable>(
-        _ options: ClusterOptions, broker: BrokerConnection, redis: RedisClient, logger: Logger,
-        _ body: @escaping @Sendable () async throws -> Result
+        _ options: ClusterOptions, broker: BrokerConnection, redis: RedisClient, live: ClusterLiveView,
+        logger: Logger, _ body: @escaping @Sendable () async throws -> Result
     ) async throws -> Result? {
         let role = RoleService(body)
         // Shutdown goes in reverse order: the role first, then the endpoints it reports through.
@@ -115,7 +131,7 @@ enum ClusterEnvironment {
                 .init(
                     service: ObservabilityServer(
                         host: options.metricsHost, port: port, registry: ObservabilityServer.bootstrapMetrics(),
-                        logger: logger
+                        logger: logger, live: live
                     ) {
                         await ObservabilityServer.reachesServers(broker: broker, redis: redis)
                     }))
@@ -182,7 +198,11 @@ struct CoordinatorCommand: AsyncParsableCommand {
         let started = ContinuousClock.now
         let throttle = ProgressThrottle(every: .seconds(5))
         let coordinator = Coordinator(config: sweep, store: store, broker: broker, redis: redis, logger: logger)
-        let finished = try await ClusterEnvironment.run(cluster, broker: broker, redis: redis, logger: logger) {
+        let live = ClusterLiveView(
+            config: sweep, scope: "the coordinator (the whole sweep)", store: store, redis: redis)
+        let finished = try await ClusterEnvironment.run(
+            cluster, broker: broker, redis: redis, live: live, logger: logger
+        ) {
             // SIGTERM / SIGINT stop the wait; a rerun resumes.
             try await cancelWhenGracefulShutdown {
                 try await coordinator.run { counts in
@@ -254,8 +274,9 @@ struct WorkerCommand: AsyncParsableCommand {
         options.prefetch = prefetch
         options.drainSeconds = drainSeconds
         let providers = EmbeddedSweep.providers(for: config, environment: ProcessInfo.processInfo.environment)
+        let live = ClusterLiveView(config: config, scope: "this worker", store: nil, redis: redis)
         // The endpoints answer while the worker waits for the coordinator, so liveness holds.
-        _ = try await ClusterEnvironment.run(cluster, broker: broker, redis: redis, logger: logger) {
+        _ = try await ClusterEnvironment.run(cluster, broker: broker, redis: redis, live: live, logger: logger) {
             [sweep, options] in
             let sweepID = try await cancelWhenGracefulShutdown {
                 try await ClusterEnvironment.sweepID(sweep, config: config, redis: redis, logger: logger)
@@ -263,6 +284,8 @@ struct WorkerCommand: AsyncParsableCommand {
             let worker = Worker(
                 config: config, sweepID: sweepID, broker: broker, redis: redis, providers: providers,
                 options: options, logger: logger)
+            await live.bind(sweepID: sweepID)
+            await live.bind(counters: worker.counters)
             try await worker.run()
         }
     }
@@ -291,22 +314,31 @@ struct AggregatorCommand: AsyncParsableCommand {
         let logger = ClusterEnvironment.logger("aggregator")
         let (broker, redis) = try ClusterEnvironment.connect(role: "aggregator", logger: logger)
         defer { redis.shutdown() }
-        _ = try await ClusterEnvironment.run(cluster, broker: broker, redis: redis, logger: logger) {
+        let store: ResultStore
+        do {
+            store = try ResultStore(path: config.storePath)
+            try store.checkSweep(config)
+        } catch let mismatch as SweepMismatch {
+            throw CommandFailure(mismatch)
+        } catch {
+            throw CommandFailure("cannot open the store \(config.storePath): \(error)")
+        }
+        let live = ClusterLiveView(
+            config: config, scope: "the aggregator (the whole sweep)", store: store, redis: redis)
+        _ = try await ClusterEnvironment.run(cluster, broker: broker, redis: redis, live: live, logger: logger) {
             [refitSeconds] in
+            // The sweep is the one the coordinator bound this store to, never a name key left in Redis by
+            // an older sweep of the same name.
             let sweepID = try await cancelWhenGracefulShutdown {
-                try await ClusterEnvironment.sweepID(nil, config: config, redis: redis, logger: logger)
+                try await ClusterEnvironment.sweepID(of: store, logger: logger)
             }
             let aggregator: Aggregator
             do {
-                let store = try ResultStore(path: config.storePath)
-                try store.checkSweep(config)
                 aggregator = try Aggregator(
                     config: config, store: store, sweepID: sweepID, broker: broker, redis: redis,
                     refitInterval: refitSeconds, logger: logger)
-            } catch let mismatch as SweepMismatch {
-                throw CommandFailure(mismatch)
             } catch {
-                throw CommandFailure("cannot open the store \(config.storePath): \(error)")
+                throw CommandFailure("cannot read the store \(config.storePath): \(error)")
             }
             try await aggregator.run()
         }

@@ -40,7 +40,8 @@ struct RunCommand: AsyncParsableCommand {
         let summary: EmbeddedSweep.Summary
         // Every final call failure is logged at warning, every retry at debug (CONFLICTSCOPE_LOG_LEVEL=debug).
         let logger = ClusterEnvironment.logger("run", level: .warning)
-        let live = LiveState(config: sweep, started: started)
+        let limiter = EmbeddedSweep.rateLimiter(for: sweep)
+        let live = LiveState(config: sweep, started: started, limiter: limiter)
         let server = serve.map { port in
             Task {
                 do {
@@ -54,7 +55,7 @@ struct RunCommand: AsyncParsableCommand {
         if let serve { FileHandle.standardError.write(Data("live view: http://\(host):\(serve)/\n".utf8)) }
         defer { server?.cancel() }
         do {
-            summary = try await EmbeddedSweep.run(config: sweep, logger: logger) { counters in
+            summary = try await EmbeddedSweep.run(config: sweep, limiter: limiter, logger: logger) { counters in
                 await live.update(counters)
                 let elapsed = Int((ContinuousClock.now - started).components.seconds)
                 let line =
@@ -97,21 +98,24 @@ struct RunCommand: AsyncParsableCommand {
     var host = "127.0.0.1"
 }
 
-/// What the live view reads: the run's call counters, the store's spend and judgments (rankings refitted at
-/// most every five seconds).
+/// What the live view reads: the run's call counters and rate limiter, the store's spend and judgments
+/// (rankings refitted at most every five seconds).
 actor LiveState {
     let config: SweepConfig
     let started: ContinuousClock.Instant
+    let limiter: InProcessRateLimiter
+    let rateLimits: [String: ModelRateLimit]
     let planned: [Stage: Int]
     private var counters: CallCounters?
     /// Opened once the run has created it.
     private var store: ResultStore?
-    private var rankings: [GroupRanking] = []
-    private var rankingsAt: ContinuousClock.Instant?
+    private var rankings = LiveSnapshot.StoredRankings()
 
-    init(config: SweepConfig, started: ContinuousClock.Instant) {
+    init(config: SweepConfig, started: ContinuousClock.Instant, limiter: InProcessRateLimiter) {
         self.config = config
         self.started = started
+        self.limiter = limiter
+        self.rateLimits = ModelRateLimit.limits(of: config).filter { $0.value.isLimited }
         var planned: [Stage: Int] = [:]
         for load in SweepPlan(config: config).stages { planned[load.stage, default: 0] += load.calls }
         self.planned = planned
@@ -121,13 +125,13 @@ actor LiveState {
 
     func snapshot() async -> LiveSnapshot {
         if store == nil { store = try? ResultStore(path: config.storePath) }
-        if rankingsAt.map({ ContinuousClock.now - $0 > .seconds(5) }) ?? true, let store {
-            rankings = (try? LiveSnapshot.rankings(store: store, options: config.analysis)) ?? rankings
-            rankingsAt = .now
-        }
-        return LiveSnapshot(
+        var snapshot = LiveSnapshot(
             sweep: config.name, elapsedSeconds: (ContinuousClock.now - started).inSeconds,
             byStage: await counters?.byStage ?? [:], plannedCalls: planned, spentUSD: (try? store?.spentUSD()) ?? 0,
-            budgetUSD: config.maxCostUSD, rankings: rankings)
+            budgetUSD: config.maxCostUSD,
+            rankings: store.map { rankings.current(store: $0, options: config.analysis) } ?? [])
+        snapshot.rateLimits = rateLimits
+        for model in rateLimits.keys { snapshot.rateUse[model] = await limiter.usage(model: model) }
+        return snapshot
     }
 }

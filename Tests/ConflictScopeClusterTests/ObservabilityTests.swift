@@ -7,11 +7,12 @@ import Testing
     import FoundationNetworking
 #endif
 
-/// /metrics, /healthz and /readyz of real role processes on loopback.
+/// /metrics, /healthz, /readyz and the live view of real role processes on loopback.
 @Suite(.serialized)
 struct ObservabilityTests {
     @Test func everyRoleServesMetricsAndProbesAndTheCountersFollowTheSweep() async throws {
-        let (path, config) = try smallSlowConfig("metrics")
+        // A rate limit high enough not to slow the sweep, so that the live view has rate-limit use to show.
+        let (path, config) = try smallSlowConfig("metrics", rpm: 6000)
         let cluster = LocalCluster(configPath: path, config: config)
         defer { cluster.kill() }
         let (aggregatorPort, workerPort, coordinatorPort) = (try freePort(), try freePort(), try freePort())
@@ -35,6 +36,12 @@ struct ObservabilityTests {
         }
         #expect(coordinatorView.sum("conflictscope_tasks", ["state": "done"]) > 0)
         #expect(coordinatorView.sum("conflictscope_ready") == 1)
+        // The live view during the sweep: the aggregator's page shows the whole sweep's task table.
+        let page = await get(port: aggregatorPort, path: "/")
+        #expect(page?.status == 200)
+        #expect(page?.body.contains("<table id=\"stages\">") == true)
+        #expect(page?.body.contains("tasks done / registered") == true)
+        #expect(page?.body.contains("<table id=\"rate-limits\">") == true)
 
         let (status, _) = try await coordinator.finish(timeout: 300)
         #expect(status == 0, "coordinator failed:\n\(cluster.logTails())")
@@ -58,6 +65,25 @@ struct ObservabilityTests {
         #expect(aggregator.sum("conflictscope_results_stored_total") == Double(done))
         #expect(aggregator.sum("conflictscope_ranking_refits_total") > 0)
         #expect(aggregator.sum("conflictscope_ready") == 1)
+
+        // After the sweep the aggregator's live view agrees with the store; the worker's shows its own
+        // calls and the shared rate-limit use.
+        let whole = try await liveStatus(port: aggregatorPort)
+        #expect(whole["scope"] as? String == "the aggregator (the whole sweep)")
+        let stages = whole["stages"] as? [String: [String: Any]] ?? [:]
+        #expect(stages.values.reduce(0) { $0 + ($1["tasks_done"] as? Int ?? 0) } == done)
+        #expect(stages.values.reduce(0) { $0 + ($1["made"] as? Int ?? 0) } == calls.ok)
+        #expect((whole["rankings"] as? [Any])?.isEmpty == false)
+        let own = try await liveStatus(port: workerPort)
+        #expect(own["scope"] as? String == "this worker")
+        let ownStages = own["stages"] as? [String: [String: Any]] ?? [:]
+        #expect(ownStages.values.reduce(0) { $0 + ($1["made"] as? Int ?? 0) } == calls.ok)
+        let limits = own["rate_limits"] as? [[String: Any]] ?? []
+        #expect(!limits.isEmpty && limits.allSatisfy { $0["rpm"] as? Int == 6000 })
+        let admitted = limits.reduce(0) {
+            $0 + ($1["requests_this_minute"] as? Int ?? 0) + ($1["requests_last_minute"] as? Int ?? 0)
+        }
+        #expect(admitted > 0, "no rate-limit use on the worker's live view")
         #expect(await cluster.stop().allSatisfy { $0 == 0 })
     }
 
@@ -143,6 +169,14 @@ private func waitForStatus(_ status: Int, port: Int, path: String, timeout: Doub
         try await Task.sleep(for: .milliseconds(200))
     }
     return false
+}
+
+/// A role's `/status.json` (its live view) as a dictionary.
+private func liveStatus(port: Int) async throws -> [String: Any] {
+    guard let (status, body) = await get(port: port, path: "/status.json"), status == 200,
+        let object = try JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: Any]
+    else { throw ClusterTestError("no /status.json on port \(port)") }
+    return object
 }
 
 private func metrics(port: Int) async throws -> PrometheusText {

@@ -1,6 +1,7 @@
-import ConflictScope
 import Foundation
 import Testing
+
+@testable import ConflictScope
 
 @Suite("The one rate-limit rule (GCRA)")
 struct GCRATests {
@@ -51,6 +52,38 @@ struct GCRATests {
         let elapsed = ContinuousClock.now - started
         // (No upper bound: under a loaded test run sleeps overrun; the rule's own arithmetic is tested above.)
         #expect(elapsed >= .milliseconds(900), "\(elapsed)")
+    }
+
+    @Test func theEmbeddedLimiterCountsWhatEachAccountWasAdmitted() async throws {
+        let shared = ModelRateLimit(account: "acct/model-x", requestsPerMinute: 6_000)
+        let limiter = InProcessRateLimiter(limits: [:], rates: ["first": shared, "second": shared])
+        for model in ["first", "second", "first", "other"] {
+            try await limiter.acquire(model: model, estimate: TokenUsage(input: 30, output: 20))
+            await limiter.settle(
+                model: model, estimate: TokenUsage(input: 30, output: 20), actual: TokenUsage(input: 30, output: 20))
+        }
+        // Both model names share the account; a model without limits has its own tally.
+        let first = await limiter.usage(model: "first")
+        #expect(first.requests + first.previousRequests == 3)
+        #expect(first.tokens + first.previousTokens == 150)
+        #expect(await limiter.usage(model: "second") == first)
+        let other = await limiter.usage(model: "other")
+        #expect(other.requests + other.previousRequests == 1)
+        #expect(await limiter.usage(model: "never") == RateUse())
+    }
+
+    @Test func aRateTallyMovesOnWithTheClockMinute() {
+        var use = RateUse()
+        var minute = 7
+        use.admit(tokens: 10, minute: 7, lastMinute: &minute)
+        use.admit(tokens: 5, minute: 7, lastMinute: &minute)
+        #expect(use == RateUse(requests: 2, tokens: 15))
+        // The next minute sees them as the last minute's; two minutes on, they are gone.
+        #expect(use.seen(in: 8, lastMinute: minute) == RateUse(previousRequests: 2, previousTokens: 15))
+        #expect(use.seen(in: 9, lastMinute: minute) == RateUse())
+        use.admit(tokens: 1, minute: 8, lastMinute: &minute)
+        #expect(use == RateUse(requests: 1, tokens: 1, previousRequests: 2, previousTokens: 15))
+        #expect(minute == 8)
     }
 
     @Test func limitsAreKeyedByTheProvidersAccountAndTheModelID() throws {

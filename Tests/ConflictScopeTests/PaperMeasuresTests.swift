@@ -244,6 +244,57 @@ struct PaperMeasuresTests {
         }
     }
 
+    /// The embedder's vectors measure the pairs they cover and label them; other pairs stay lexical.
+    @Test func diversityUsesTheEmbeddersVectorsWhereItHasThem() {
+        let kept = [
+            scenario("s1", "honesty", "helpfulness", domain: nil, description: "the same words here"),
+            scenario("s2", "honesty", "helpfulness", domain: nil, description: "the same words here"),
+            scenario("s3", "honesty", "harmlessness", domain: nil, description: "one"),
+            scenario("s4", "honesty", "harmlessness", domain: nil, description: "two"),
+        ]
+        // Identical descriptions, orthogonal vectors: the embedder says they differ completely.
+        let embeddings = DescriptionEmbeddings(model: "mini", vectors: ["s1": [1, 0], "s2": [0, 1]])
+        let measured = ScenarioMeasures.diversity(kept, embeddings: embeddings)
+        #expect(measured.map(\.method) == ["lexical", "mini"])
+        #expect(close(measured[1].diversity, 1, 1e-12))
+        #expect(close(ScenarioMeasures.diversity(kept)[1].diversity, 0, 1e-9))
+        // A pair only partly covered is measured lexically.
+        let partial = DescriptionEmbeddings(model: "mini", vectors: ["s1": [1, 0], "s3": [0, 1]])
+        #expect(ScenarioMeasures.diversity(kept, embeddings: partial).allSatisfy { $0.method == "lexical" })
+    }
+
+    /// With an embedder role, `run` embeds each pair's kept descriptions once (a rerun pays nothing), and the
+    /// summary and the report measure diversity on those vectors, labelled with the embedder.
+    @Test func aSweepWithAnEmbedderMeasuresDiversityOnItsVectors() async throws {
+        let text = try String(
+            contentsOf: URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+                .deletingLastPathComponent().appendingPathComponent("config.toml"), encoding: .utf8
+        )
+        .replacingOccurrences(
+            of: "scenarios_per_pair = { hhh = 40, personal_protective = 30, model_spec = 16 }",
+            with: "scenarios_per_pair = { hhh = 3, personal_protective = 0, model_spec = 0 }"
+        )
+        .replacingOccurrences(of: "# [roles.embedder]", with: "[roles.embedder]\nmodel = \"sim-writer\"\n#")
+        .replacingOccurrences(of: "formats = [\"mcq\", \"open\"]", with: "formats = [\"mcq\"]")
+        let (config, _) = try writeTemporaryConfig(text)
+        let first = try await EmbeddedSweep.run(config: config)
+        let measures = try #require(first.report.metrics?.scenarioMeasures)
+        let measured = measures.diversity.filter { $0.scenarios > 1 }
+        #expect(!measured.isEmpty)
+        #expect(measured.allSatisfy { $0.method == "sim-writer" }, "\(measured)")
+        // The simulated embedder embeds lexically: the same numbers under the embedder's label.
+        let store = try ResultStore(path: config.storePath)
+        let kept = try store.scenarios().filter { $0.status == .kept }
+        let lexical = ScenarioMeasures.diversity(kept).filter { $0.scenarios > 1 }
+        #expect(zip(measured, lexical).allSatisfy { close($0.diversity, $1.diversity ?? -1, 1e-9) })
+        let analysis = try ReportAnalysis(
+            input: try ReportInput.store(store, config: config, source: "test", transcriptsPerPair: 0))
+        #expect(analysis.diversity == measures.diversity)
+        let again = try await EmbeddedSweep.run(config: config)
+        #expect(again.callsMade == 0)
+        #expect(again.report.metrics?.scenarioMeasures?.diversity == measures.diversity)
+    }
+
     /// `run --json` has the store: its metrics add the scenario measures, the same numbers the report shows.
     @Test func runJSONAddsTheStoreMeasures() async throws {
         let (config, _, summary) = try await ReportSweep.shared.get()

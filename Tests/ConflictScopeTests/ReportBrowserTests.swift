@@ -134,7 +134,8 @@ struct ReportBrowserTests {
             of: "scenarios_per_pair = { hhh = 40, personal_protective = 30, model_spec = 16 }",
             with: "scenarios_per_pair = { hhh = 4, personal_protective = 0, model_spec = 0 }"
         )
-        .replacingOccurrences(of: "concurrency = 64", with: "concurrency = 4\nlatency_ms = 250")
+        // A rate limit that does not slow the sweep, so that the page has rate-limit use to show.
+        .replacingOccurrences(of: "concurrency = 64", with: "concurrency = 4\nlatency_ms = 250\nrpm = 6000")
         .replacingOccurrences(of: "store = \"results/default.sqlite\"", with: "store = \"live.sqlite\"")
         let configPath = folder.appendingPathComponent("config.toml").path
         try config.write(toFile: configPath, atomically: true, encoding: .utf8)
@@ -169,6 +170,8 @@ struct ReportBrowserTests {
         }
         #expect(opened.stdout.contains("of at most 600 calls"), "\(opened.stdout.prefix(800))")
         #expect(opened.stdout.contains("http-equiv=\"refresh\""), "a running sweep's page reloads itself")
+        #expect(opened.stdout.contains("<table id=\"rate-limits\">"), "no rate-limit use on the live page")
+        #expect(opened.stdout.contains("of 6000 ("), "the requests per minute are shown against the limit")
         while run.isRunning { try await Task.sleep(for: .milliseconds(200)) }
         #expect(run.terminationStatus == 0)
     }

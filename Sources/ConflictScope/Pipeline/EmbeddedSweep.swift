@@ -41,20 +41,24 @@ public enum EmbeddedSweep {
         return providers
     }
 
+    /// The run's limiter: each provider's concurrency and rate limits. Pass one to `run` to read its use.
+    public static func rateLimiter(for config: SweepConfig) -> InProcessRateLimiter {
+        var limits: [String: Int] = [:]
+        for model in config.models.values { limits[model.name] = config.providers[model.provider]?.concurrency ?? 8 }
+        return InProcessRateLimiter(limits: limits, rates: ModelRateLimit.limits(of: config))
+    }
+
     public static func run(
         config: SweepConfig, environment: [String: String] = ProcessInfo.processInfo.environment,
-        logger: Logger = ModelCaller.silentLogger,
+        limiter: InProcessRateLimiter? = nil, logger: Logger = ModelCaller.silentLogger,
         progress: (@Sendable (CallCounters) async -> Void)? = nil
     ) async throws -> Summary {
         let store = try ResultStore(path: config.storePath)
         let sweepID = try store.bindSweep(config)
-        var limits: [String: Int] = [:]
-        for model in config.models.values { limits[model.name] = config.providers[model.provider]?.concurrency ?? 8 }
         let budget = try config.maxCostUSD.map { BudgetTracker(limit: $0, spent: try store.spentUSD()) }
         let caller = ModelCaller(
             config: config, providers: providers(for: config, environment: environment),
-            limiter: InProcessRateLimiter(limits: limits, rates: ModelRateLimit.limits(of: config)), budget: budget,
-            logger: logger)
+            limiter: limiter ?? rateLimiter(for: config), budget: budget, logger: logger)
         let runner = SweepRunner(config: config, caller: caller)
         let reporter = Task {
             while !Task.isCancelled {
@@ -64,6 +68,8 @@ public enum EmbeddedSweep {
         }
         do {
             try await runner.run(store: store, queue: InProcessTaskQueue())
+            // The diversity measure's embeddings of the kept descriptions (with an embedder role).
+            try await DescriptionEmbeddings.embed(scenarios: try store.scenarios(), caller: caller, store: store)
         } catch {
             // No progress line may follow the error: it is the last line on stderr.
             reporter.cancel()
@@ -87,9 +93,11 @@ public enum EmbeddedSweep {
         budgetReached: Bool
     ) throws -> Summary {
         // The store's scenarios add the scenario measures (filter pass rates, diversity, domains) to the metrics.
+        let scenarios = try store.scenarios()
         let report = try RankingReport(
             judgments: try store.judgments(), options: config.analysis, includeMetrics: true,
-            valueSets: config.valueSets, scenarios: try store.scenarios())
+            valueSets: config.valueSets, scenarios: scenarios,
+            embeddings: try DescriptionEmbeddings.stored(scenarios: scenarios, config: config, store: store))
         return Summary(
             sweepID: sweepID, storePath: config.storePath, callsMade: made, callsCached: cached, callsFailed: failed,
             scenarios: try store.scenarioCounts(), budgetReached: budgetReached, spentUSD: try store.spentUSD(),

@@ -55,7 +55,7 @@ public final class ModelCaller: Sendable {
             model: model.modelID, messages: messages, temperature: temperature, maxTokens: tokens,
             sampleIndex: sampleIndex, contract: model.contract)
         let call = PendingCall(
-            key: cacheKey(request.cacheKey, settings), model: model, settings: settings, stage: stage,
+            key: Self.cacheKey(request.cacheKey, settings), model: model, settings: settings, stage: stage,
             prompt: prompt?.id ?? "none", sampleIndex: sampleIndex, taskID: taskID,
             estimatedInputTokens: request.estimatedPromptTokens, maxOutputTokens: tokens)
         return try await perform(call, records: records) { () async throws(ProviderError) -> ChatResponse in
@@ -71,8 +71,7 @@ public final class ModelCaller: Sendable {
         let (model, provider, settings) = resolve(modelName)
         let estimated = texts.reduce(0) { $0 + $1.utf8.count } / 4 + 1
         let call = PendingCall(
-            key: cacheKey(
-                StableHash.hex128("embed\u{1}\(model.modelID)\u{1}" + texts.joined(separator: "\u{1}")), settings),
+            key: Self.cacheKey(Self.embeddingRequestKey(model: model, texts: texts), settings),
             model: model, settings: settings, stage: .generation, role: "embedder", prompt: "none", sampleIndex: 0,
             taskID: taskID, estimatedInputTokens: estimated, maxOutputTokens: 0)
         let answer = try await perform(call, records: records) { () async throws(ProviderError) -> ChatResponse in
@@ -80,11 +79,23 @@ public final class ModelCaller: Sendable {
             let data = (try? JSONSerialization.data(withJSONObject: vectors)) ?? Data("[]".utf8)
             return ChatResponse(text: String(decoding: data, as: UTF8.self), inputTokens: estimated, outputTokens: 0)
         }
-        guard let answer,
-            let vectors = try? JSONSerialization.jsonObject(with: Data(answer.text.utf8)) as? [[NSNumber]],
-            vectors.count == texts.count
-        else { return nil }
-        return vectors.map { $0.map(\.doubleValue) }
+        guard let answer, let vectors = Self.vectors(answer.text), vectors.count == texts.count else { return nil }
+        return vectors
+    }
+
+    /// The store key of `embed`'s call for `texts` with config model `modelName`; nil for an unknown model.
+    public static func embeddingKey(config: SweepConfig, modelName: String, texts: [String]) -> String? {
+        guard let model = config.models[modelName], let settings = config.providers[model.provider] else { return nil }
+        return cacheKey(embeddingRequestKey(model: model, texts: texts), settings)
+    }
+
+    private static func embeddingRequestKey(model: SweepConfig.Model, texts: [String]) -> String {
+        StableHash.hex128("embed\u{1}\(model.modelID)\u{1}" + texts.joined(separator: "\u{1}"))
+    }
+
+    /// The vectors of a stored embedding answer.
+    static func vectors(_ text: String) -> [[Double]]? {
+        (try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [[NSNumber]])?.map { $0.map(\.doubleValue) }
     }
 
     private func resolve(_ modelName: String) -> (SweepConfig.Model, any LLMProvider, SweepConfig.Provider) {
@@ -96,7 +107,7 @@ public final class ModelCaller: Sendable {
 
     /// The response cache's key: the request's, plus the endpoint of a real provider, so the same model name
     /// pointed at another server is asked again. (Simulated answers depend on the request alone.)
-    private func cacheKey(_ requestKey: String, _ provider: SweepConfig.Provider) -> String {
+    private static func cacheKey(_ requestKey: String, _ provider: SweepConfig.Provider) -> String {
         guard provider.kind != .simulated else { return requestKey }
         return StableHash.hex128("\(requestKey)\u{1}\(provider.kind.rawValue)\u{1}\(provider.baseURL ?? "")")
     }

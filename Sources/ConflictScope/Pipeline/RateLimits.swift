@@ -120,3 +120,45 @@ public struct GCRA: Sendable {
         return (scaled.partialValue + limit - 1) / limit
     }
 }
+
+/// Requests and estimated tokens admitted against one account, in this clock minute and the one before, for
+/// the live view and `status`.
+public struct RateUse: Sendable, Equatable {
+    public var requests = 0
+    public var tokens = 0
+    public var previousRequests = 0
+    public var previousTokens = 0
+
+    public init(requests: Int = 0, tokens: Int = 0, previousRequests: Int = 0, previousTokens: Int = 0) {
+        self.requests = requests
+        self.tokens = tokens
+        self.previousRequests = previousRequests
+        self.previousTokens = previousTokens
+    }
+
+    /// Adds one admitted request in `minute`, first moving the tally on if a new minute began.
+    mutating func admit(tokens: Int, minute: Int, lastMinute: inout Int) {
+        roll(to: minute, lastMinute: &lastMinute)
+        requests += 1
+        self.tokens += tokens
+    }
+
+    /// This tally as seen in `minute`: counts of older minutes move to `previous` or drop out.
+    func seen(in minute: Int, lastMinute: Int) -> RateUse {
+        var copy = self
+        var last = lastMinute
+        copy.roll(to: minute, lastMinute: &last)
+        return copy
+    }
+
+    private mutating func roll(to minute: Int, lastMinute: inout Int) {
+        guard minute != lastMinute else { return }
+        if minute == lastMinute + 1 {
+            (previousRequests, previousTokens) = (requests, tokens)
+        } else {
+            (previousRequests, previousTokens) = (0, 0)
+        }
+        (requests, tokens) = (0, 0)
+        lastMinute = minute
+    }
+}

@@ -138,6 +138,8 @@ public actor InProcessRateLimiter: RateLimiter {
     private var pausedUntil: [String: ContinuousClock.Instant] = [:]
     private var gcra = GCRA(toleranceMicroseconds: 500_000)
     private let origin = ContinuousClock.now
+    /// Admitted requests and estimated tokens per account, with the minute each tally was last moved to.
+    private var tallies: [String: (use: RateUse, minute: Int)] = [:]
 
     /// `limits`: concurrency per model name (models not listed get 8); `rates`: requests and tokens per
     /// minute per model name (`ModelRateLimit.limits(of:)`; models not listed are not rate limited).
@@ -164,7 +166,12 @@ public actor InProcessRateLimiter: RateLimiter {
                     continue
                 }
                 let wait = gcra.admit(charges, account: account(model), now: now)
-                if wait <= 0 { return }
+                if wait <= 0 {
+                    var tally = tallies[account(model)] ?? (RateUse(), minute)
+                    tally.use.admit(tokens: estimate.total, minute: minute, lastMinute: &tally.minute)
+                    tallies[account(model)] = tally
+                    return
+                }
                 try await Task.sleep(for: .microseconds(max(wait, 1000)))
             }
         } catch {
@@ -191,6 +198,15 @@ public actor InProcessRateLimiter: RateLimiter {
         } else {
             inFlight[model, default: 0] -= 1
         }
+    }
+
+    /// The clock minute since this limiter started.
+    private var minute: Int { now / 60_000_000 }
+
+    /// What `model`'s account was admitted this minute and the last (every model, limited or not).
+    public func usage(model: String) -> RateUse {
+        guard let tally = tallies[account(model)] else { return RateUse() }
+        return tally.use.seen(in: minute, lastMinute: tally.minute)
     }
 
     public func pause(model: String, seconds: Double) {

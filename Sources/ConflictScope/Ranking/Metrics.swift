@@ -159,13 +159,13 @@ extension RankingMetrics {
     ) throws {
         try self.init(
             counted: options.invalid.applied(to: judgments), rankings: rankings, options: options,
-            valueSets: valueSets, scenarios: scenarios)
+            valueSets: valueSets, scenarios: scenarios, embeddings: nil)
     }
 
     /// Every metric of judgments the invalid-answer policy has already been applied to.
     init(
         counted judgments: [Judgment], rankings: [GroupRanking], options: RankingOptions, valueSets: [ValueSet]?,
-        scenarios: [Scenario]?
+        scenarios: [Scenario]?, embeddings: DescriptionEmbeddings?
     ) throws {
         let groups = GroupComparisons.grouped(judgments)
         var byGroup: [GroupKey: [String: Judgment]] = [:]
@@ -200,7 +200,7 @@ extension RankingMetrics {
             judgments, valueSets: valueSets ?? ValueSet.builtIns(namedIn: judgments), options: options)
         formatConsistency = FormatConsistency.all(rankings: rankings, byGroup: byGroup)
         scenarioMeasures = try scenarios.map {
-            try ScenarioMeasures(scenarios: $0, counted: judgments, options: options)
+            try ScenarioMeasures(scenarios: $0, counted: judgments, options: options, embeddings: embeddings)
         }
     }
 

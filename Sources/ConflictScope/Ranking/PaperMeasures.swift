@@ -96,10 +96,12 @@ public struct ScenarioMeasures: Sendable, Equatable, JSONRepresentable {
     public var domainRankings: [DomainRanking]
 
     /// `counted`: judgments the invalid-answer policy has already been applied to.
-    init(scenarios: [Scenario], counted: [Judgment], options: RankingOptions) throws {
+    init(scenarios: [Scenario], counted: [Judgment], options: RankingOptions, embeddings: DescriptionEmbeddings?)
+        throws
+    {
         let kept = scenarios.filter { $0.status == .kept }
         filterPassRates = Self.filterPassRates(scenarios)
-        diversity = Self.diversity(kept)
+        diversity = Self.diversity(kept, embeddings: embeddings)
         domains = Self.domains(kept)
         domainRankings = try Self.domainRankings(scenarios: scenarios, counted: counted, options: options)
     }
@@ -127,20 +129,19 @@ public struct ScenarioMeasures: Sendable, Equatable, JSONRepresentable {
     }
 
     /// Diversity of the kept scenarios' descriptions per value pair: 1 - mean pairwise cosine of their
-    /// embeddings. `embed` gives the vectors (the lexical embedding by default) and `method` labels them.
-    static func diversity(
-        _ kept: [Scenario], method: String = ReportAnalysis.PairDiversity.lexical,
-        embed: @Sendable ([String]) -> [[Double]] = { $0.map(LexicalEmbedding.embed) }
-    ) -> [ReportAnalysis.PairDiversity] {
-        var byPair: [String: [Scenario]] = [:]
-        for scenario in kept {
-            byPair["\(scenario.valueSet)\u{1}\(scenario.value1)\u{1}\(scenario.value2)", default: []].append(scenario)
-        }
-        let grouped = byPair
+    /// embeddings: the embedder role's `embeddings` for the pairs they cover, the lexical embedding for the rest,
+    /// each pair labelled with the one it used.
+    public static func diversity(_ kept: [Scenario], embeddings: DescriptionEmbeddings? = nil)
+        -> [ReportAnalysis.PairDiversity]
+    {
+        let pairs = DescriptionEmbeddings.byPair(kept)
         return
-            (try? parallelMap(grouped.keys.sorted()) { key -> ReportAnalysis.PairDiversity in
-                let scenarios = grouped[key]!
-                let vectors = embed(scenarios.map(\.description))
+            (try? parallelMap(pairs) { scenarios -> ReportAnalysis.PairDiversity in
+                let embedded = scenarios.compactMap { embeddings?.vectors[$0.id] }
+                let (vectors, method) =
+                    embedded.count == scenarios.count && !scenarios.isEmpty
+                    ? (embedded, embeddings!.model)
+                    : (scenarios.map { LexicalEmbedding.embed($0.description) }, ReportAnalysis.PairDiversity.lexical)
                 var total = 0.0
                 var pairs = 0
                 for i in vectors.indices {

@@ -6,10 +6,11 @@ public struct RankingReport: Sendable, Equatable, JSONRepresentable {
     public var metrics: RankingMetrics?
 
     /// With metrics, `valueSets` define the value groups of `group_ranks` (nil: the built-in sets the judgments
-    /// name) and a store's `scenarios` add the scenario measures (filter pass rates, diversity, domains).
+    /// name) and a store's `scenarios` add the scenario measures (filter pass rates, diversity, domains), its
+    /// `embeddings` (the embedder role's) the diversity of the pairs they cover.
     public init(
         judgments: [Judgment], options: RankingOptions = RankingOptions(), includeMetrics: Bool = false,
-        valueSets: [ValueSet]? = nil, scenarios: [Scenario]? = nil
+        valueSets: [ValueSet]? = nil, scenarios: [Scenario]? = nil, embeddings: DescriptionEmbeddings? = nil
     ) throws {
         // The invalid-answer policy is applied once here, so the fit, the bootstrap and every metric follow it.
         let counted = options.invalid.applied(to: judgments)
@@ -17,7 +18,8 @@ public struct RankingReport: Sendable, Equatable, JSONRepresentable {
         metrics =
             includeMetrics
             ? try RankingMetrics(
-                counted: counted, rankings: rankings, options: options, valueSets: valueSets, scenarios: scenarios)
+                counted: counted, rankings: rankings, options: options, valueSets: valueSets, scenarios: scenarios,
+                embeddings: embeddings)
             : nil
     }
 

@@ -1,9 +1,23 @@
 import Foundation
 
-/// What the live view of a running sweep shows (`run --serve PORT`): progress per stage against the plan,
-/// calls, failures and unusable answers, spend against the budget, and the rankings so far.
+/// What the live view of a running sweep shows (`run --serve PORT`, and `GET /` on a cluster role's metrics
+/// port): progress per stage against the plan, calls, failures and unusable answers, spend against the
+/// budget, each rate-limited model's use, and the rankings so far.
 public struct LiveSnapshot: Sendable {
+    /// Tasks of one stage in the store's task table (cluster sweeps).
+    public struct TaskProgress: Sendable, Equatable {
+        public var done: Int
+        public var total: Int
+
+        public init(done: Int, total: Int) {
+            self.done = done
+            self.total = total
+        }
+    }
+
     public var sweep: String
+    /// Whose view this is: "this run", "the whole sweep (aggregator)", "this worker", ...
+    public var scope = "this run"
     public var elapsedSeconds: Double
     /// This run's calls by stage.
     public var byStage: [Stage: CallCounters.Counts]
@@ -13,6 +27,12 @@ public struct LiveSnapshot: Sendable {
     public var budgetUSD: Double?
     /// The default condition's rankings fitted on the judgments stored so far (point estimates).
     public var rankings: [GroupRanking]
+    /// Each rate-limited model's limits and what its account was admitted this minute and the last.
+    public var rateLimits: [String: ModelRateLimit] = [:]
+    public var rateUse: [String: RateUse] = [:]
+    /// Tasks done and registered per stage, when the sweep has a task table (cluster); progress and the
+    /// ETA then count tasks rather than calls.
+    public var tasks: [Stage: TaskProgress]?
 
     public init(
         sweep: String, elapsedSeconds: Double, byStage: [Stage: CallCounters.Counts], plannedCalls: [Stage: Int],
@@ -31,24 +51,47 @@ public struct LiveSnapshot: Sendable {
     public var callsDone: Int { byStage.values.reduce(0) { $0 + $1.made + $1.cached + $1.failed } }
     public var callsPlanned: Int { plannedCalls.values.reduce(0, +) }
 
-    /// Seconds left at the pace so far, against the plan; nil before any call.
+    /// Seconds left at the pace so far: against the task table when there is one, else against the plan's
+    /// calls; nil before anything was done.
     public var etaSeconds: Double? {
-        guard callsDone > 0, elapsedSeconds > 0 else { return nil }
-        return Double(max(0, callsPlanned - callsDone)) * elapsedSeconds / Double(callsDone)
+        let (done, total) =
+            tasks.map { tasks in tasks.values.reduce((0, 0)) { ($0.0 + $1.done, $0.1 + $1.total) } }
+            ?? (callsDone, callsPlanned)
+        guard done > 0, elapsedSeconds > 0 else { return nil }
+        return Double(max(0, total - done)) * elapsedSeconds / Double(done)
     }
 
-    /// The rankings so far of a sweep's store, as point estimates (a bootstrap per refresh would cost
-    /// more than the view is worth).
-    public static func rankings(store: ResultStore, options: RankingOptions) throws -> [GroupRanking] {
-        var options = options
-        options.resamples = 0
-        let judgments = try store.judgments().filter { $0.condition == "default" }
-        return try RankingReport(judgments: judgments, options: options).rankings
+    /// Each limited model's use as (model, limits, use), by model name.
+    private var rateRows: [(model: String, limit: ModelRateLimit, use: RateUse)] {
+        rateLimits.keys.sorted().map { ($0, rateLimits[$0]!, rateUse[$0] ?? RateUse()) }
+    }
+
+    /// The rankings so far of a sweep's store as point estimates (a bootstrap per refresh would cost more than
+    /// the view is worth), refitted at most every five seconds once there are any.
+    public struct StoredRankings: Sendable {
+        private var rankings: [GroupRanking] = []
+        private var fittedAt: ContinuousClock.Instant?
+
+        public init() {}
+
+        public mutating func current(store: ResultStore, options: RankingOptions) -> [GroupRanking] {
+            let due = rankings.isEmpty || fittedAt.map { ContinuousClock.now - $0 > .seconds(5) } ?? true
+            guard due else { return rankings }
+            var options = options
+            options.resamples = 0
+            if let judgments = try? store.judgments().filter({ $0.condition == "default" }),
+                let fitted = try? RankingReport(judgments: judgments, options: options).rankings
+            {
+                rankings = fitted
+                fittedAt = .now
+            }
+            return rankings
+        }
     }
 
     public var json: JSONValue {
         .object([
-            ("sweep", .string(sweep)), ("elapsed_s", .number(elapsedSeconds)),
+            ("sweep", .string(sweep)), ("scope", .string(scope)), ("elapsed_s", .number(elapsedSeconds)),
             ("eta_s", etaSeconds.map(JSONValue.number) ?? .null),
             (
                 "stages",
@@ -62,6 +105,8 @@ public struct LiveSnapshot: Sendable {
                                 ("planned", .int(plannedCalls[stage] ?? 0)), ("made", .int(counts.made)),
                                 ("cached", .int(counts.cached)), ("failed", .int(counts.failed)),
                                 ("invalid", .int(counts.invalid)),
+                                ("tasks_done", tasks?[stage].map { .int($0.done) } ?? .null),
+                                ("tasks_total", tasks?[stage].map { .int($0.total) } ?? .null),
                             ])
                         )
                     })
@@ -69,6 +114,21 @@ public struct LiveSnapshot: Sendable {
             (
                 "budget",
                 .object([("spent_usd", .number(spentUSD)), ("limit_usd", budgetUSD.map(JSONValue.number) ?? .null)])
+            ),
+            (
+                "rate_limits",
+                .array(
+                    rateRows.map { row in
+                        .object([
+                            ("model", .string(row.model)), ("account", .string(row.limit.account)),
+                            ("rpm", row.limit.requestsPerMinute.map { .int($0) } ?? .null),
+                            ("tpm", row.limit.tokensPerMinute.map { .int($0) } ?? .null),
+                            ("requests_this_minute", .int(row.use.requests)),
+                            ("tokens_this_minute", .int(row.use.tokens)),
+                            ("requests_last_minute", .int(row.use.previousRequests)),
+                            ("tokens_last_minute", .int(row.use.previousTokens)),
+                        ])
+                    })
             ),
             ("rankings", .array(rankings.map(\.json))),
         ])
@@ -87,10 +147,11 @@ public struct LiveSnapshot: Sendable {
                 : whole >= 60 ? "\(whole / 60) min \(whole % 60) s" : "\(whole) s"
         }
         var rows = ""
-        for stage in Stage.allCases where plannedCalls[stage] != nil || byStage[stage] != nil {
+        for stage in Stage.allCases where plannedCalls[stage] != nil || byStage[stage] != nil || tasks?[stage] != nil {
             let counts = byStage[stage] ?? CallCounters.Counts()
-            let done = counts.made + counts.cached + counts.failed
-            let planned = plannedCalls[stage] ?? 0
+            let (done, planned) =
+                tasks.map { ($0[stage]?.done ?? 0, $0[stage]?.total ?? 0) }
+                ?? (counts.made + counts.cached + counts.failed, plannedCalls[stage] ?? 0)
             let share = planned == 0 ? 0 : min(100, 100 * done / planned)
             rows += """
                 <tr data-stage="\(stage.rawValue)"><td>\(stage.rawValue)</td><td>\(done) / \(planned)</td>\
@@ -110,6 +171,34 @@ public struct LiveSnapshot: Sendable {
 
                 """
         }
+        func perMinute(_ used: Int, _ limit: Int?) -> String {
+            guard let limit, limit > 0 else { return "\(used)" }
+            return "\(used) of \(limit) (\(100 * used / limit)%)"
+        }
+        var rateRowsHTML = ""
+        for row in rateRows {
+            rateRowsHTML += """
+                <tr data-model="\(escape(row.model))"><td>\(escape(row.model))</td><td>\(escape(row.limit.account))</td>\
+                <td>\(perMinute(row.use.previousRequests, row.limit.requestsPerMinute))</td>\
+                <td>\(perMinute(row.use.previousTokens, row.limit.tokensPerMinute))</td>\
+                <td>\(perMinute(row.use.requests, row.limit.requestsPerMinute))</td>\
+                <td>\(perMinute(row.use.tokens, row.limit.tokensPerMinute))</td></tr>
+
+                """
+        }
+        let rateSection =
+            rateRows.isEmpty
+            ? "<p id=\"rate-limits\">No model has a rate limit in the config.</p>"
+            : """
+            <table id="rate-limits"><tr><th>model</th><th>account</th><th>requests last minute</th>\
+            <th>tokens last minute</th><th>requests this minute</th><th>tokens this minute</th></tr>
+            \(rateRowsHTML)</table>
+            """
+        let progressHeader = tasks == nil ? "calls / planned" : "tasks done / registered"
+        let progressLine =
+            tasks == nil
+            ? "\(callsDone) of at most \(callsPlanned) calls"
+            : "\(tasks!.values.reduce(0) { $0 + $1.done }) of \(tasks!.values.reduce(0) { $0 + $1.total }) tasks done"
         let budget =
             budgetUSD.map { String(format: "$%.2f of $%.2f", spentUSD, $0) }
             ?? String(format: "$%.2f (no budget set)", spentUSD)
@@ -126,12 +215,15 @@ public struct LiveSnapshot: Sendable {
             </style></head>
             <body>
             <h1>Sweep \(escape(sweep))</h1>
-            <p id="state">\(duration(elapsedSeconds)) elapsed; \(callsDone) of at most \(callsPlanned) calls; \(state).</p>
+            <p id="scope">Seen by \(escape(scope)).</p>
+            <p id="state">\(duration(elapsedSeconds)) elapsed; \(progressLine); \(state).</p>
             <p id="spend">Spend: \(budget).</p>
             <h2>Progress per stage</h2>
-            <table id="stages"><tr><th>stage</th><th>calls / planned</th><th></th><th>made</th><th>from the store</th>\
+            <table id="stages"><tr><th>stage</th><th>\(progressHeader)</th><th></th><th>made</th><th>from the store</th>\
             <th>failed</th><th>unusable</th></tr>
             \(rows)</table>
+            <h2>Rate-limit use</h2>
+            \(rateSection)
             <h2>Rankings so far (default condition, point estimates)</h2>
             <table id="rankings"><tr><th>model</th><th>value set</th><th>format</th><th>judgments</th><th>first to last</th></tr>
             \(rankingRows)</table>

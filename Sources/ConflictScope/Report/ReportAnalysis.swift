@@ -90,7 +90,9 @@ public struct ReportAnalysis: Sendable {
         filterPassRates = ScenarioMeasures.filterPassRates(input.scenarios)
         difficulty = report.metrics?.pooledDifficulty ?? Self.difficulty(counted)
         let kept = input.scenarios.filter { $0.status == .kept }
-        diversity = report.metrics?.scenarioMeasures?.diversity ?? ScenarioMeasures.diversity(kept)
+        diversity =
+            report.metrics?.scenarioMeasures?.diversity
+            ?? ScenarioMeasures.diversity(kept, embeddings: input.embeddings)
         domains = ScenarioMeasures.domains(kept)
         var unusable: [String: (invalid: Int, missing: Int, total: Int)] = [:]
         for judgment in input.judgments {

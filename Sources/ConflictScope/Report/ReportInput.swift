@@ -24,6 +24,8 @@ public struct ReportInput: Sendable {
     public var rows: [Row]
     /// Every scenario in id order (empty from a judgments file).
     public var scenarios: [Scenario]
+    /// The embedder role's vectors of kept descriptions, when the sweep has them (diversity).
+    public var embeddings: DescriptionEmbeddings? = nil
     public var outlines: [Outline]
     public var userPrompts: [String: String]
     /// Transcripts by store judgment id, only for the scenarios the report shows them for.
@@ -60,11 +62,13 @@ public struct ReportInput: Sendable {
             perPair[pair, default: 0] += 1
             chosen.append(scenario.id)
         }
-        return ReportInput(
+        var input = ReportInput(
             facts: try SweepFacts.read(config: config, store: store), rows: rows, scenarios: scenarios,
             outlines: try store.outlines(), userPrompts: try store.userPrompts(),
             transcripts: try store.transcripts(scenarioIDs: chosen), valueSets: config.valueSets,
             options: config.analysis, source: source)
+        input.embeddings = try DescriptionEmbeddings.stored(scenarios: scenarios, config: config, store: store)
+        return input
     }
 }
 

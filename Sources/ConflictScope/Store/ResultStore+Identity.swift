@@ -101,6 +101,11 @@ extension ResultStore {
         }
     }
 
+    /// The id of the sweep the store holds, or nil before its first run.
+    public func sweepID() throws -> String? {
+        try database.read { db in try String.fetchOne(db, sql: "SELECT id FROM sweep LIMIT 1") }
+    }
+
     /// Checks, without writing, that `config` describes the sweep in the store (if there is one yet).
     public func checkSweep(_ config: SweepConfig) throws {
         let text = try database.read { db in try String.fetchOne(db, sql: "SELECT identity FROM sweep LIMIT 1") }

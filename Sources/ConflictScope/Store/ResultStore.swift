@@ -165,6 +165,28 @@ public final class ResultStore: Sendable {
         }
     }
 
+    /// Calls stored per stage: `made` answered, `failed` not (cached and invalid are not counted here).
+    public func callCountsByStage() throws -> [Stage: CallCounters.Counts] {
+        try database.read { db in
+            var counts: [Stage: CallCounters.Counts] = [:]
+            let rows = try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT substr(task_id, 1, instr(task_id || '/', '/') - 1) AS stage, status = 'ok' AS ok,
+                        COUNT(*) AS n FROM call GROUP BY 1, 2
+                    """)
+            for row in rows {
+                guard let stage = Stage(rawValue: row["stage"]) else { continue }
+                if row["ok"] {
+                    counts[stage, default: .init()].made += row["n"] as Int
+                } else {
+                    counts[stage, default: .init()].failed += row["n"] as Int
+                }
+            }
+            return counts
+        }
+    }
+
     // MARK: Pipeline results
 
     public func upsertOutline(_ outline: Outline) throws { try database.write { try Self.upsert(outline, in: $0) } }

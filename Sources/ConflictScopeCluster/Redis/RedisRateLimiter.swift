@@ -151,9 +151,7 @@ public struct RedisRateLimiter: RateLimiter {
 
     /// Requests and estimated tokens admitted for `model` in the current minute and the one before
     /// (of Redis' clock), as `status` shows them.
-    public func usage(model: String) async throws -> (
-        requests: Int, tokens: Int, previousRequests: Int, previousTokens: Int
-    ) {
+    public func usage(model: String) async throws -> RateUse {
         let account = limits[model]?.account ?? model
         guard case .array(let time) = try await redis.command(["TIME"]),
             let seconds = time.first?.string.flatMap(Int.init)
@@ -161,10 +159,9 @@ public struct RedisRateLimiter: RateLimiter {
         let minute = seconds / 60
         let current = try await redis.hashGetAll(key(account, "used:\(minute)"))
         let previous = try await redis.hashGetAll(key(account, "used:\(minute - 1)"))
-        return (
-            Int(current["requests"] ?? "") ?? 0, Int(current["tokens"] ?? "") ?? 0,
-            Int(previous["requests"] ?? "") ?? 0, Int(previous["tokens"] ?? "") ?? 0
-        )
+        return RateUse(
+            requests: Int(current["requests"] ?? "") ?? 0, tokens: Int(current["tokens"] ?? "") ?? 0,
+            previousRequests: Int(previous["requests"] ?? "") ?? 0, previousTokens: Int(previous["tokens"] ?? "") ?? 0)
     }
 
     /// KEYS: TAT keys. ARGV: expiry slack ms, then one signed delta µs per key.
