@@ -19,6 +19,7 @@ import re
 import subprocess
 import sys
 import tempfile
+import tomllib
 
 import jsonschema
 import yaml
@@ -264,13 +265,50 @@ def flag(args, name):
     return args[args.index(name) + 1] if name in args and args.index(name) + 1 < len(args) else None
 
 
+# The stages that are tasks, each with a queue per model (Stage.isTask and Stage.queueModels in
+# Sources/ConflictScope/Pipeline/Stage.swift), and the config role whose model they use (None: one
+# queue per target).
+TASK_STAGES = {"generation": "generator", "scenario_details": "generator", "filter": "filter_judge",
+               "user_prompts": "user", "multiple_choice": None, "open_ended": None}
+STAGE_SWIFT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "Sources", "ConflictScope", "Pipeline",
+                           "Stage.swift")
+# The management API's largest page (RabbitMQ refuses page_size above 500).
+MAX_PAGE_SIZE = 500
+
+
+def queue_label(sweep_name):
+    """The sweep name as queue names carry it (the naming proposed in k8s/autoscaling.yaml)."""
+    return re.sub(r"[^a-z0-9-]", "-", sweep_name.lower())[:64]
+
+
 def check_queue_pattern(documents):
-    """KEDA must count task queues (cs.<sweep>.<stage>.<model>) and nothing else."""
-    counted = [f"cs.{SWEEP}.{stage}.{model}" for stage in ("generate", "detail", "filter", "user", "mcq", "open")
-               for model in ("sim-writer", "gpt-4.1")]
-    ignored = [f"cs.{SWEEP}.results", f"cs.{SWEEP}.dead", f"cs.{SWEEP}.mcq.sim-steady.retry",
-               f"cs.{SWEEP}.open.gpt-4.1.retry"]
+    """KEDA must count this sweep's task queues (cs.<name>.<sweep id>.<stage>.<model>) and nothing else,
+    in one page of the management API."""
     problems = []
+    try:
+        with open(STAGE_SWIFT) as f:
+            stage_swift = f.read()
+        for stage in TASK_STAGES:
+            if f'"{stage}"' not in stage_swift and not re.search(rf"\bcase {stage}\b", stage_swift):
+                problems.append(f"check-manifests.py: stage {stage} is not in Stage.swift; update TASK_STAGES")
+    except OSError as error:
+        problems.append(f"check-manifests.py: cannot read {STAGE_SWIFT}: {error}")
+    config = None
+    for doc in documents:
+        if doc.get("kind") == "ConfigMap" and "config.toml" in doc.get("data", {}):
+            config = tomllib.loads(doc["data"]["config.toml"])
+    if config is None:
+        return problems + ["ConfigMap with config.toml: not found (KEDA's queue pattern is checked against it)"]
+    label = queue_label(config["sweep"]["name"])
+    targets = config.get("targets", {}).get("models", [])
+    models = {stage: [config["roles"][role]["model"]] if role else targets for stage, role in TASK_STAGES.items()}
+    counted = [f"cs.{label}.{SWEEP}.{stage}.{model}" for stage in TASK_STAGES for model in models[stage] + ["gpt-4.1"]]
+    task = f"{SWEEP}.generation.{models['generation'][0]}"
+    ignored = [f"cs.{label}.{SWEEP}.results", f"cs.{label}.{SWEEP}.dead",
+               f"cs.{label}.{SWEEP}.multiple_choice.{targets[0] if targets else 'm'}.retry",
+               f"cs.{label}.{SWEEP}.open_ended.gpt-4.1.retry",
+               f"cs.{label}x.{task}", f"cs.other-sweep.{task}", f"cs.{task}"]
+    queues_per_sweep = sum(len(m) for m in models.values())
     for doc in documents:
         if doc.get("kind") != "ScaledObject":
             continue
@@ -285,6 +323,10 @@ def check_queue_pattern(documents):
                 problems.append(f"{where}: unacknowledged tasks (held by workers) must count")
             if metadata.get("operation", "sum") != "sum":
                 problems.append(f"{where}: queue lengths must be summed (operation: sum)")
+            page_size = int(metadata.get("pageSize", "100"))  # KEDA's default
+            if not queues_per_sweep <= page_size <= MAX_PAGE_SIZE:
+                problems.append(f"{where}: pageSize {page_size} must hold the sweep's {queues_per_sweep} task queues"
+                                f" and be at most {MAX_PAGE_SIZE}")
             try:
                 pattern = re.compile(metadata.get("queueName", ""))
             except re.error as error:
@@ -293,7 +335,6 @@ def check_queue_pattern(documents):
             problems += [f"{where}: queueName misses task queue {q}" for q in counted if not pattern.search(q)]
             problems += [f"{where}: queueName counts {q}" for q in ignored if pattern.search(q)]
     return problems
-
 
 if __name__ == "__main__":
     sys.exit(main(*sys.argv[1:4]))
