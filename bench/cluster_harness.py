@@ -584,7 +584,7 @@ class Store:
         return counts
 
     def tasks_by_stage(self) -> dict[str, int]:
-        """The cluster's tasks by stage (the stage part of their queue names `cs.<sweep>.<stage>.<model>`)."""
+        """The cluster's tasks by stage (the stage part of their queue names `cs.<name>.<sweep>.<stage>.<model>`)."""
         return {stage: count for stage, count in self.query("SELECT stage, COUNT(*) FROM task GROUP BY 1")}
 
 

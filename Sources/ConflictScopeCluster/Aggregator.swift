@@ -23,7 +23,7 @@ public final class Aggregator: Service, Sendable {
     ) throws {
         self.config = config
         self.store = store
-        self.names = ClusterNames(sweepID: sweepID)
+        self.names = ClusterNames(sweepID: sweepID, sweepName: config.name)
         self.broker = broker
         self.redis = redis
         self.refitInterval = refitInterval
@@ -72,8 +72,8 @@ public final class Aggregator: Service, Sendable {
         }
         do {
             switch message {
-            case .register(let id, let tasks):
-                try store.registerTasks(tasks, registration: id)
+            case .register(let id, let tasks, let last):
+                try store.registerTasks(tasks, registration: id, last: last)
             case .finished(let outcome, let batch):
                 try store.apply(batch, outcome: outcome)
                 await live.add(batch.judgments)

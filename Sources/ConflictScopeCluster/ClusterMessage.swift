@@ -3,9 +3,9 @@ import Foundation
 
 /// What the aggregator consumes from the results queue (JSON bodies).
 public enum ClusterMessage: Sendable, Equatable, Codable {
-    /// The coordinator's tasks of one run (`id` is fresh per run), registered as pending before
-    /// they are published.
-    case register(id: String, tasks: [PipelineTask])
+    /// Part of the coordinator's tasks of one run (`id` is fresh per run), registered as pending before
+    /// they are published; the run's registration is complete with its `last` part.
+    case register(id: String, tasks: [PipelineTask], last: Bool)
     /// A worker finished a task (or stopped it at the budget, or gave up on it): its rows and outcome.
     case finished(TaskOutcome, ResultBatch)
 
@@ -22,7 +22,7 @@ extension ClusterMessage {
     /// `pending` outcome, for one, would keep the coordinator waiting for ever.
     public func problem(in config: SweepConfig) -> String? {
         switch self {
-        case .register(let id, let tasks):
+        case .register(let id, let tasks, _):
             guard !id.isEmpty else { return "a registration without an id" }
             return tasks.lazy.compactMap { $0.problem(in: config) }.first.map { "a registered task names \($0)" }
         case .finished(let outcome, _):

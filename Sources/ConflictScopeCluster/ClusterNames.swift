@@ -1,18 +1,39 @@
 import ConflictScope
 
 /// Names of a sweep's queues and Redis keys. Everything is namespaced by the sweep id (a UUID kept
-/// in the store), so sweeps sharing a broker or Redis never see each other's state.
+/// in the store), so sweeps sharing a broker or Redis never see each other's state. Queue names also
+/// carry the sweep's name (`cs.<name>.<id>.…`), so an autoscaler can count one deployment's queues with a
+/// pattern fixed before the id is known (k8s/autoscaling.yaml).
 public struct ClusterNames: Sendable {
     public let sweepID: String
+    /// The config's sweep name as it appears in queue names: lower case, `a-z`, `0-9` and `-` only, at most
+    /// 64 characters.
+    public let queueName: String
 
-    public init(sweepID: String) { self.sweepID = sweepID }
+    public init(sweepID: String, sweepName: String) {
+        self.sweepID = sweepID
+        self.queueName = Self.queueSafe(sweepName)
+    }
+
+    /// `name` lower-cased, every other character than `a-z`, `0-9` and `-` replaced by `-`, cut to 64.
+    public static func queueSafe(_ name: String) -> String {
+        String(
+            name.lowercased().unicodeScalars.map { scalar in
+                ("a"..."z").contains(scalar) || ("0"..."9").contains(scalar) || scalar == "-"
+                    ? Character(scalar) : "-"
+            }
+            .prefix(64))
+    }
+
+    /// The start of every queue name of the sweep.
+    private var queuePrefix: String { "cs.\(queueName).\(sweepID)" }
 
     /// Where the coordinator tells workers which sweep id a config name currently runs under.
     public static func sweepKey(configName: String) -> String { "cs:sweep:\(configName)" }
 
     /// The queue of a stage's tasks that first call `model` (one queue per stage and model, so a
     /// saturated model's tasks never hold up another model's).
-    public func taskQueue(stage: Stage, model: String) -> String { "cs.\(sweepID).\(stage.rawValue).\(model)" }
+    public func taskQueue(stage: Stage, model: String) -> String { "\(queuePrefix).\(stage.rawValue).\(model)" }
 
     public func taskQueue(for task: PipelineTask, config: SweepConfig) -> String {
         taskQueue(stage: task.stage, model: task.firstModel(config))
@@ -21,7 +42,7 @@ public struct ClusterNames: Sendable {
     /// The stage and model a task queue's name carries (labels for metrics and logs), or nil for
     /// a queue that is not one of this sweep's task queues.
     public func stageAndModel(ofQueue queue: String) -> (stage: String, model: String)? {
-        let prefix = "cs.\(sweepID)."
+        let prefix = "\(queuePrefix)."
         guard queue.hasPrefix(prefix) else { return nil }
         let rest = queue.dropFirst(prefix.count)
         guard let dot = rest.firstIndex(of: ".") else { return nil }
@@ -32,10 +53,10 @@ public struct ClusterNames: Sendable {
     public func retryQueue(of queue: String) -> String { "\(queue).retry" }
 
     /// Results, outcomes and task registrations for the aggregator.
-    public var results: String { "cs.\(sweepID).results" }
+    public var results: String { "\(queuePrefix).results" }
 
     /// Messages that could not be decoded or failed too often.
-    public var dead: String { "cs.\(sweepID).dead" }
+    public var dead: String { "\(queuePrefix).dead" }
 
     /// Every task queue a config can use, in a stable order.
     public func taskQueues(_ config: SweepConfig) -> [String] {
@@ -71,4 +92,11 @@ public struct ClusterNames: Sendable {
 
     /// The aggregator's live rankings (JSON), for `status`.
     public var liveKey: String { "cs:\(sweepID):live" }
+
+    /// The running coordinator's lease (`RedisLease`): a second coordinator of the sweep refuses to start.
+    public var coordinatorKey: String { "cs:\(sweepID):coordinator" }
+
+    /// How often a task was delivered with the redelivered flag (a task that keeps crashing or stalling
+    /// workers becomes dead after `Worker.Options.deliveryLimit`).
+    public func deliveriesKey(taskID: String) -> String { "cs:\(sweepID):deliveries:\(taskID)" }
 }

@@ -25,7 +25,7 @@ public struct ClusterStatus: Sendable, JSONRepresentable {
     public static func read(
         config: SweepConfig, sweepID: String, broker: BrokerConnection, redis: RedisClient, timeout: Double = 3
     ) async -> ClusterStatus {
-        let names = ClusterNames(sweepID: sweepID)
+        let names = ClusterNames(sweepID: sweepID, sweepName: config.name)
         let watchdog = Task {
             try await Task.sleep(for: .seconds(timeout))
             await broker.close()

@@ -16,6 +16,12 @@ public struct Coordinator: Sendable {
     let logger: Logger
     /// Seconds between looks at the task table.
     var pollInterval = 0.5
+    /// The coordinator's lease and the sweep's name key last this long without renewal; both are renewed
+    /// every third of it while the coordinator runs.
+    var leaseSeconds = 30.0
+    /// The largest registration message, in bytes (well under the broker's message size limit).
+    var registrationChunkBytes = 4 * 1024 * 1024
+    let identity = UUID().uuidString
 
     public init(config: SweepConfig, store: ResultStore, broker: BrokerConnection, redis: RedisClient, logger: Logger) {
         self.config = config
@@ -25,11 +31,27 @@ public struct Coordinator: Sendable {
         self.logger = logger
     }
 
-    /// Registers the sweep and returns its id (workers and the aggregator read it from Redis).
+    /// Registers the sweep and returns its id. Workers read it from the name key, which expires unless a
+    /// coordinator renews it, so a sweep that ended never leaves its id to the next sweep of that name.
     public func register() async throws -> String {
         let sweepID = try store.bindSweep(config)
-        try await redis.set(ClusterNames.sweepKey(configName: config.name), sweepID, ttlSeconds: nil)
+        try await publishName(sweepID)
         return sweepID
+    }
+
+    private func publishName(_ sweepID: String) async throws {
+        _ = try await redis.command([
+            "SET", ClusterNames.sweepKey(configName: config.name), sweepID, "PX", String(Int(leaseSeconds * 1000)),
+        ])
+    }
+
+    /// Another coordinator of the same sweep holds the lease.
+    public struct AlreadyRunning: Error, CustomStringConvertible {
+        public let sweepID: String
+        public var description: String {
+            "another coordinator is running sweep \(sweepID) (its lease lapses within 30 s of its end); "
+                + "run one coordinator per sweep"
+        }
     }
 
     /// Publishes what is left to do and waits until the task table has nothing pending.
@@ -37,8 +59,32 @@ public struct Coordinator: Sendable {
     public func run(progress: (@Sendable ([String: [TaskState: Int]]) -> Void)? = nil) async throws
         -> EmbeddedSweep.Summary
     {
-        let sweepID = try await register()
-        let names = ClusterNames(sweepID: sweepID)
+        let sweepID = try store.bindSweep(config)
+        let names = ClusterNames(sweepID: sweepID, sweepName: config.name)
+        let lease = RedisLease(
+            redis: redis, key: names.coordinatorKey, owner: identity, ttlMilliseconds: Int(leaseSeconds * 1000))
+        guard try await lease.acquire() else { throw AlreadyRunning(sweepID: sweepID) }
+        try await publishName(sweepID)
+        var renewedAt = ContinuousClock.now
+        do {
+            return try await run(names: names, progress: progress) {
+                // Renews the lease and the name key every third of their life.
+                guard ContinuousClock.now - renewedAt > .seconds(leaseSeconds / 3) else { return }
+                guard try await lease.renew() else { throw AlreadyRunning(sweepID: sweepID) }
+                try await publishName(sweepID)
+                renewedAt = .now
+            }
+        } catch {
+            try? await lease.release()
+            throw error
+        }
+    }
+
+    private func run(
+        names: ClusterNames, progress: (@Sendable ([String: [TaskState: Int]]) -> Void)?,
+        renew: () async throws -> Void
+    ) async throws -> EmbeddedSweep.Summary {
+        let sweepID = names.sweepID
         // A new start retries what an earlier stop left pending (after the key or model is fixed).
         try await redis.delete([names.stopKey])
         try await broker.declare(names.queueSpecs(config))
@@ -59,11 +105,16 @@ public struct Coordinator: Sendable {
         // Markers of earlier runs no longer count: a task is published again only because the store
         // lacks its result, which may have been lost with the broker's data after a worker finished it.
         try await redis.set(names.runKey, registration, ttlSeconds: nil)
-        try await broker.publish(ClusterMessage.register(id: registration, tasks: tasks).encoded(), to: names.results)
+        let bodies = try tasks.map { Array(try JSONEncoder().encode($0)) }
+        let parts = Self.chunks(bodies.map(\.count), limit: registrationChunkBytes)
+        for (index, range) in parts.enumerated() {
+            let message = ClusterMessage.register(
+                id: registration, tasks: Array(tasks[range]), last: index == parts.count - 1)
+            try await broker.publish(try message.encoded(), to: names.results)
+        }
         if !tasks.isEmpty {
             try await withThrowingDiscardingTaskGroup { group in
-                for task in tasks {
-                    let body = Array(try JSONEncoder().encode(task))
+                for (task, body) in zip(tasks, bodies) {
                     let queue = names.taskQueue(for: task, config: config)
                     group.addTask { try await broker.publish(body, to: queue) }
                 }
@@ -76,6 +127,7 @@ public struct Coordinator: Sendable {
             let counts = try store.taskCounts()
             progress?(counts)
             try await restoreAfterRedisLoss(names, run: registration)
+            try await renew()
             if let line = try await redis.get(names.stopKey) {
                 logger.error("sweep stopped; its unfinished tasks stay pending", metadata: ["reason": "\(line)"])
                 throw SweepStopped(line: line)
@@ -90,18 +142,35 @@ public struct Coordinator: Sendable {
             logger.error("tasks dead-lettered; run the coordinator again to retry them", metadata: ["tasks": "\(dead)"])
         }
         let calls = try store.callCounts()
-        return try EmbeddedSweep.summary(
+        var summary = try EmbeddedSweep.summary(
             config: config, store: store, sweepID: sweepID, made: calls.ok, cached: 0, failed: calls.failed,
             budgetReached: counts.values.contains { ($0[.stopped] ?? 0) > 0 })
+        summary.deadTasks = dead
+        return summary
     }
 
-    /// A restarted Redis has lost the sweep id (for workers that start later), the run id and the
-    /// budget; they are set again from the coordinator and the store.
+    /// Index ranges of consecutive items whose sizes add up to at most `limit` (an item bigger than `limit`
+    /// goes alone), and one empty range for no items: a registration always has a last part.
+    static func chunks(_ sizes: [Int], limit: Int) -> [Range<Int>] {
+        var ranges: [Range<Int>] = []
+        var start = 0
+        var bytes = 0
+        for (index, size) in sizes.enumerated() {
+            if index > start && bytes + size > limit {
+                ranges.append(start..<index)
+                (start, bytes) = (index, 0)
+            }
+            bytes += size
+        }
+        ranges.append(start..<sizes.count)
+        return ranges
+    }
+
+    /// A restarted Redis has lost the run id and the budget; they are set again from the coordinator and
+    /// the store (the name key and the lease are renewed anyway).
     func restoreAfterRedisLoss(_ names: ClusterNames, run: String) async throws {
-        let key = ClusterNames.sweepKey(configName: config.name)
-        guard try await redis.get(key) == nil else { return }
+        guard try await redis.get(names.runKey) == nil else { return }
         logger.warning("redis lost the sweep; restoring it from the store")
-        try await redis.set(key, names.sweepID, ttlSeconds: nil)
         try await redis.set(names.runKey, run, ttlSeconds: nil)
         if let limit = config.maxCostUSD {
             let budget = RedisBudget(redis: redis, namespace: names.sweepID, limitUSD: limit)

@@ -44,7 +44,7 @@ public final class Worker: Service, Sendable {
         providers: [String: any LLMProvider], options: Options = Options(), logger: Logger
     ) {
         self.config = config
-        self.names = ClusterNames(sweepID: sweepID)
+        self.names = ClusterNames(sweepID: sweepID, sweepName: config.name)
         self.broker = broker
         self.redis = redis
         self.options = options

@@ -200,21 +200,25 @@ struct CoordinatorCommand: AsyncParsableCommand {
         let coordinator = Coordinator(config: sweep, store: store, broker: broker, redis: redis, logger: logger)
         let live = ClusterLiveView(
             config: sweep, scope: "the coordinator (the whole sweep)", store: store, redis: redis)
+        let progress: @Sendable ([String: [TaskState: Int]]) -> Void = { counts in
+            SweepMetrics.tasks(counts)
+            guard throttle.due() else { return }
+            let elapsed = Int((ContinuousClock.now - started).components.seconds)
+            let stages = counts.keys.sorted().map { stage in
+                let states = counts[stage] ?? [:]
+                return "\(stage) \(states[.done] ?? 0)/\(states.values.reduce(0, +))"
+            }
+            FileHandle.standardError.write(Data("[\(elapsed)s] tasks done: \(stages.joined(separator: ", "))\n".utf8))
+        }
         let finished = try await ClusterEnvironment.run(
             cluster, broker: broker, redis: redis, live: live, logger: logger
         ) {
             // SIGTERM / SIGINT stop the wait; a rerun resumes.
             try await cancelWhenGracefulShutdown {
-                try await coordinator.run { counts in
-                    SweepMetrics.tasks(counts)
-                    guard throttle.due() else { return }
-                    let elapsed = Int((ContinuousClock.now - started).components.seconds)
-                    let stages = counts.keys.sorted().map { stage in
-                        let states = counts[stage] ?? [:]
-                        return "\(stage) \(states[.done] ?? 0)/\(states.values.reduce(0, +))"
-                    }
-                    FileHandle.standardError.write(
-                        Data("[\(elapsed)s] tasks done: \(stages.joined(separator: ", "))\n".utf8))
+                do {
+                    return try await coordinator.run(progress: progress)
+                } catch let refused as Coordinator.AlreadyRunning {
+                    throw CommandFailure("\(refused)")
                 }
             }
         }
@@ -229,6 +233,11 @@ struct CoordinatorCommand: AsyncParsableCommand {
                 RunSummaryText.text(summary: summary, config: sweep, reportPath: nil, tablesHint: !tables),
                 terminator: "")
             print("The HTML report: conflictscope report --config \(cluster.config)")
+        }
+        if let dead = summary.deadTasks, dead > 0 {
+            throw CommandFailure(
+                "\(dead) tasks died (failed too often, or dead-lettered by the broker); the sweep is incomplete: "
+                    + "fix the cause (see the worker logs) and run the coordinator again")
         }
     }
 

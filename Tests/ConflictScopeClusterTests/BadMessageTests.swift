@@ -27,7 +27,7 @@ func poisonTaskBodies(_ config: SweepConfig) throws -> [(label: String, body: [U
         ("truncated task", Array(valid.prefix(valid.count / 2))),
         ("wrong types", Array(#"{"generate": {"valueSet": 5, "value1": [], "value2": null, "round": "x"}}"#.utf8)),
         ("unknown task kind", Array(#"{"explode": {"now": true}}"#.utf8)),
-        ("a result message", try ClusterMessage.register(id: "poison", tasks: []).encoded()),
+        ("a result message", try ClusterMessage.register(id: "poison", tasks: [], last: true).encoded()),
         ("huge", Array(("[" + String(repeating: "0,", count: 1 << 20) + "0]").utf8)),
         ("deep", Array(String(repeating: "[", count: 100_000).utf8)),
         ("invalid UTF-8", [0xFF, 0xFE, 0x7B, 0x00, 0xC3]),
@@ -46,7 +46,7 @@ func poisonTaskBodies(_ config: SweepConfig) throws -> [(label: String, body: [U
 
 /// Bodies the aggregator must not store: garbage, the wrong message type, and results no worker sends.
 func poisonResultBodies(_ config: SweepConfig) throws -> [(label: String, body: [UInt8])] {
-    let registration = try ClusterMessage.register(id: "poison", tasks: []).encoded()
+    let registration = try ClusterMessage.register(id: "poison", tasks: [], last: true).encoded()
     let ghost = PipelineTask.multipleChoice(
         try poisonScenario("poison/2"),
         target: "ghost", condition: "default")
@@ -76,8 +76,8 @@ func poisonResultBodies(_ config: SweepConfig) throws -> [(label: String, body: 
                 TaskOutcome(taskID: "filter/poison/4", state: .done, followUps: [ghost]), ResultBatch()
             ).encoded()
         ),
-        ("registration of a ghost", try ClusterMessage.register(id: "poison-2", tasks: [ghost]).encoded()),
-        ("registration without an id", try ClusterMessage.register(id: "", tasks: []).encoded()),
+        ("registration of a ghost", try ClusterMessage.register(id: "poison-2", tasks: [ghost], last: true).encoded()),
+        ("registration without an id", try ClusterMessage.register(id: "", tasks: [], last: true).encoded()),
     ]
 }
 
@@ -97,7 +97,7 @@ struct BadMessageTests {
         try await cluster.waitForDone(atLeast: 5, while: coordinator, timeout: 300)
 
         let names = ClusterNames(
-            sweepID: try ResultStore(path: config.storePath).bindSweep(config))
+            sweepID: try ResultStore(path: config.storePath).bindSweep(config), sweepName: config.name)
         let broker = BrokerConnection(
             settings: try BrokerSettings(url: amqpURL), name: "poison-test", logger: Logger(label: "test"))
         let taskQueues = names.taskQueues(config)

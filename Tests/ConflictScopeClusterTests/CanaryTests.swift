@@ -174,7 +174,7 @@ struct CanaryTests {
         while ContinuousClock.now < deadline {
             if names == nil, FileManager.default.fileExists(atPath: config.storePath) {
                 names = ClusterNames(
-                    sweepID: try ResultStore(path: config.storePath).bindSweep(config))
+                    sweepID: try ResultStore(path: config.storePath).bindSweep(config), sweepName: config.name)
             }
             if let names { waiting = try await broker.queueState(names.results)?.messages ?? 0 }
             if waiting >= 40 { break }

@@ -177,7 +177,9 @@ final class LocalCluster: @unchecked Sendable {
             let sweepID = try? await redis?.get(ClusterNames.sweepKey(configName: config.name))
         else { return }
         let broker = BrokerConnection(settings: settings, name: "test-cleanup", logger: Logger(label: "test"))
-        for spec in ClusterNames(sweepID: sweepID).queueSpecs(config) { try? await broker.deleteQueue(spec.name) }
+        for spec in ClusterNames(sweepID: sweepID, sweepName: config.name).queueSpecs(config) {
+            try? await broker.deleteQueue(spec.name)
+        }
         await broker.close()
     }
 

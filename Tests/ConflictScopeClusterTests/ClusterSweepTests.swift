@@ -54,7 +54,7 @@ struct ClusterSweepTests {
 
         // A message no worker can decode, on a task queue the workers consume.
         let names = ClusterNames(
-            sweepID: try ResultStore(path: config.storePath).bindSweep(config))
+            sweepID: try ResultStore(path: config.storePath).bindSweep(config), sweepName: config.name)
         let broker = BrokerConnection(
             settings: try BrokerSettings(url: amqpURL), name: "test", logger: Logger(label: "test"))
         try await broker.publish(
@@ -95,7 +95,7 @@ struct ClusterSweepTests {
         let (status, summary) = try await coordinator.finish(timeout: 600)
         #expect(status == 0, "coordinator failed: \(cluster.logTails())")
         let names = ClusterNames(
-            sweepID: try ResultStore(path: config.storePath).bindSweep(config))
+            sweepID: try ResultStore(path: config.storePath).bindSweep(config), sweepName: config.name)
         try await expectLiveCountsMatchTheStore(config, names: names)
         await cluster.stop()
 
@@ -122,7 +122,7 @@ struct ClusterSweepTests {
         let deadline = ContinuousClock.now + .seconds(120)
         while ContinuousClock.now < deadline {
             if let id = try await redis.get(ClusterNames.sweepKey(configName: config.name)) {
-                names = ClusterNames(sweepID: id)
+                names = ClusterNames(sweepID: id, sweepName: config.name)
             }
             if let names, (try await broker.queueState(names.results)?.messages ?? 0) >= 10 { break }
             try await Task.sleep(for: .milliseconds(200))

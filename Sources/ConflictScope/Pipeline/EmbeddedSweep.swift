@@ -15,6 +15,9 @@ public enum EmbeddedSweep {
         public var report: RankingReport
         /// This run's calls by stage: made, cached, failed, and answers unusable after their re-asks.
         public var byStage: [Stage: CallCounters.Counts] = [:]
+        /// A cluster sweep's tasks that died (failed too often, or dead-lettered by the broker); nil for an
+        /// embedded run, which has no task table.
+        public var deadTasks: Int?
         /// Answers that could not be used after their re-asks, by stage (this run's calls).
         public var invalidByStage: [Stage: Int] { byStage.compactMapValues { $0.invalid > 0 ? $0.invalid : nil } }
 
@@ -140,6 +143,7 @@ extension EmbeddedSweep.Summary: JSONRepresentable {
             ),
             ("budget", .object([("spent_usd", .number(spentUSD)), ("reached", .bool(budgetReached))])),
         ]
+        if let deadTasks { fields.append(("tasks", .object([("dead", .int(deadTasks))]))) }
         if case .object(let report) = report.json { fields += report }
         return .object(fields)
     }

@@ -23,6 +23,10 @@ public enum RunSummaryText {
                 + "(\(counts.rejected) rejected, \(counts.undecided) undecided, \(counts.invalid) unusable).")
         lines.append("Judgments: \(judgments) (\(excluded) invalid or missing, not counted).")
         if let unusable = unusableAnswers(summary.byStage) { lines.append(unusable) }
+        if let dead = summary.deadTasks, dead > 0 {
+            lines.append(
+                "\(dead) tasks died (failed too often, or dead-lettered by the broker): the sweep is incomplete.")
+        }
         if summary.budgetReached {
             lines.append("Stopped at the budget (max_cost_usd); raise it and run again to resume.")
         }

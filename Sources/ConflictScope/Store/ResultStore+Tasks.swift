@@ -6,9 +6,12 @@ import GRDB
 extension ResultStore {
     /// The coordinator's tasks of one run, registered under `registration` (a fresh id per run):
     /// every task not done becomes pending again (a resumed sweep republishes stopped and dead ones).
-    public func registerTasks(_ tasks: [PipelineTask], registration: String) throws {
+    /// A large run registers in several parts (no broker message may exceed its size limit); the registration
+    /// counts as stored once its `last` part is.
+    public func registerTasks(_ tasks: [PipelineTask], registration: String, last: Bool = true) throws {
         try database.write { db in
             for task in tasks { try Self.register(task, reopen: true, in: db) }
+            guard last else { return }
             try db.execute(
                 sql: "INSERT OR IGNORE INTO registration (id, tasks) VALUES (?, ?)",
                 arguments: [registration, tasks.count])
@@ -38,9 +41,12 @@ extension ResultStore {
     }
 
     /// Stores a finished task's rows, its outcome and its follow-ups (as pending) in one transaction.
-    /// Rows are upserted by id and a done task stays done, so a redelivered result changes nothing.
+    /// A result for a task already done changes nothing: its rows are not rewritten (a duplicate that ran on
+    /// another worker may carry other answers than those its follow-ups were built from).
     public func apply(_ batch: ResultBatch, outcome: TaskOutcome) throws {
         try database.write { db in
+            let state = try String.fetchOne(db, sql: "SELECT state FROM task WHERE id = ?", arguments: [outcome.taskID])
+            guard state != TaskState.done.rawValue else { return }
             for call in batch.calls { try Self.insert(call, in: db) }
             for outline in batch.outlines { try Self.upsert(outline, in: db) }
             for scenario in batch.scenarios { try Self.upsert(scenario, in: db) }

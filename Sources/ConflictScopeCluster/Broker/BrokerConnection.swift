@@ -59,9 +59,11 @@ public final class BrokerConnection: Sendable {
     /// returns once the broker has confirmed it (publisher confirms, pipelined with other publishes).
     ///
     /// If the connection drops before the confirm, the message is published again after reconnecting and the
-    /// call waits for that confirm. Throws `BrokerError.publishRejected` on basic.nack and
-    /// `BrokerError.connectionClosed` after `close()`. A message to a queue that does not exist is confirmed
-    /// and dropped by the broker.
+    /// call waits for that confirm. Throws `BrokerError.publishRejected` on basic.nack,
+    /// `BrokerError.connectionClosed` after `close()`, `BrokerError.messageTooLarge` (without sending) for a
+    /// body over `settings.maxMessageBytes`, `BrokerError.unroutable` when no queue of that name exists (the
+    /// message is mandatory), and `BrokerError.operationRefused` when the broker closes the publish channel
+    /// while the message is unconfirmed (it is not published again).
     /// - Parameters:
     ///   - headers: AMQP headers, sent as string values.
     ///   - expirationMilliseconds: per-message TTL; an expired message is dead-lettered if its queue has a
@@ -73,6 +75,9 @@ public final class BrokerConnection: Sendable {
         for key in headers.keys { try Self.checkShortString(key, "header name") }
         if let expirationMilliseconds, expirationMilliseconds < 0 {
             throw BrokerError.invalidArgument("expiration must not be negative")
+        }
+        guard body.count <= settings.maxMessageBytes else {
+            throw BrokerError.messageTooLarge(body.count, limit: settings.maxMessageBytes, queue: queue)
         }
         let expiration = expirationMilliseconds.map { String($0) }
         try await withCheckedThrowingContinuation { continuation in

@@ -10,6 +10,8 @@ public struct BrokerError: Error, CustomStringConvertible, Equatable, Sendable {
         case publishRejected
         case queueNotFound
         case operationRefused
+        case messageTooLarge
+        case unroutable
     }
 
     private let code: Code
@@ -33,10 +35,18 @@ public struct BrokerError: Error, CustomStringConvertible, Equatable, Sendable {
     /// The broker refused an operation with a channel error (for example re-declaring a queue with other
     /// arguments); the description carries the broker's reply code and text.
     public static let operationRefused = BrokerError(.operationRefused)
+    /// The message is bigger than `BrokerSettings.maxMessageBytes`; it was not sent.
+    public static let messageTooLarge = BrokerError(.messageTooLarge)
+    /// The broker returned the message (it is published as mandatory): no queue of that name exists.
+    public static let unroutable = BrokerError(.unroutable)
 
     static func invalidSettings(_ detail: String) -> BrokerError { BrokerError(.invalidSettings, detail) }
     static func invalidArgument(_ detail: String) -> BrokerError { BrokerError(.invalidArgument, detail) }
     static func queueNotFound(_ queue: String) -> BrokerError { BrokerError(.queueNotFound, "queue '\(queue)'") }
+    static func messageTooLarge(_ bytes: Int, limit: Int, queue: String) -> BrokerError {
+        BrokerError(.messageTooLarge, "\(bytes) bytes for queue '\(queue)', over the limit of \(limit)")
+    }
+    static func unroutable(_ queue: String) -> BrokerError { BrokerError(.unroutable, "queue '\(queue)'") }
     static func operationRefused(code: UInt16, text: String) -> BrokerError {
         BrokerError(.operationRefused, "\(code) \(text)")
     }
@@ -52,6 +62,8 @@ public struct BrokerError: Error, CustomStringConvertible, Equatable, Sendable {
         case .publishRejected: summary = "broker rejected the message (basic.nack)"
         case .queueNotFound: summary = "queue not found"
         case .operationRefused: summary = "broker refused the operation"
+        case .messageTooLarge: summary = "message too large to publish"
+        case .unroutable: summary = "broker returned the message: no such queue"
         }
         guard let detail else { return summary }
         return "\(summary): \(detail)"

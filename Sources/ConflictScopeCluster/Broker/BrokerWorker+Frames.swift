@@ -59,6 +59,7 @@ extension BrokerWorker {
             switch channel {
             case BrokerChannel.admin: adminChannelClosed(code: code, text: text)
             case BrokerChannel.consume: consumeChannelClosed(code: code, text: text)
+            case BrokerChannel.publish: publishChannelClosed(code: code, text: text)
             default: connectionLost("channel.close from broker on channel \(channel): \(code) \(text)")
             }
             return
@@ -71,7 +72,10 @@ extension BrokerWorker {
             } else if id == AMQP_BASIC_NACK_METHOD, let decoded {
                 let nack = decoded.decoded(as: amqp_basic_nack_t.self)
                 confirm(nack.delivery_tag, multiple: nack.multiple != 0, accepted: false)
-            }  // basic.return cannot come: publishes are never mandatory
+            } else if id == AMQP_BASIC_RETURN_METHOD, let decoded {
+                // Its content frames follow on this channel and are ignored; its basic.ack comes after.
+                returned(queue: decoded.decoded(as: amqp_basic_return_t.self).routing_key.string)
+            }
         case BrokerChannel.consume:
             if id == AMQP_BASIC_DELIVER_METHOD, let decoded {
                 let deliver = decoded.decoded(as: amqp_basic_deliver_t.self)

@@ -357,12 +357,36 @@ final class BrokerWorker: @unchecked Sendable {
         let routingKey = arena.bytes(message.queue)
         let status = withExtendedLifetime(arena) {
             message.body.withUnsafeBytes { body in
+                // Mandatory: a message to no queue comes back (basic.return) instead of vanishing.
                 amqp_basic_publish(
-                    connection, BrokerChannel.publish, amqp_empty_bytes, routingKey, 0, 0, &properties,
+                    connection, BrokerChannel.publish, amqp_empty_bytes, routingKey, 1, 0, &properties,
                     amqp_bytes_t(len: body.count, bytes: UnsafeMutableRawPointer(mutating: body.baseAddress)))
             }
         }
         if status != AMQP_STATUS_OK.rawValue { connectionLost("publish failed: \(amqpStatusText(status))") }
+    }
+
+    /// The broker returned a mandatory message: no queue is named `queue`. Messages are handled in order, so it
+    /// is the oldest unconfirmed one to that queue; its publisher fails, and the basic.ack that follows finds
+    /// nothing to resolve.
+    func returned(queue: String) {
+        guard let sequence = unconfirmed.keys.sorted().first(where: { unconfirmed[$0]!.queue == queue }),
+            let message = unconfirmed.removeValue(forKey: sequence)
+        else { return }
+        logger.warning("broker returned a message: no such queue", metadata: ["broker.queue": "\(queue)"])
+        message.continuation.resume(throwing: BrokerError.unroutable(queue))
+    }
+
+    /// The broker closed the publish channel (it refused a message: too large, say). Publishing everything
+    /// unconfirmed again would be refused again for ever, so those publishers fail with the broker's reason;
+    /// the connection is then opened afresh.
+    func publishChannelClosed(code: UInt16, text: String) {
+        let refused = unconfirmed.keys.sorted().map { unconfirmed[$0]! }
+        unconfirmed = [:]
+        for message in refused {
+            message.continuation.resume(throwing: BrokerError.operationRefused(code: code, text: text))
+        }
+        connectionLost("channel.close from broker on the publish channel: \(code) \(text)")
     }
 
     /// Resolves publishers on basic.ack / basic.nack; `multiple` covers every sequence number up to `tag`.

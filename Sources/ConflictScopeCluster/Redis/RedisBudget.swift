@@ -15,10 +15,19 @@ public struct RedisBudget: BudgetGate {
         self.limit = Self.micros(limitUSD)
     }
 
-    /// Sets what the sweep has spent so far and drops every reservation; the coordinator calls this when a
-    /// sweep starts or resumes (reservations of calls from before a restart are void).
+    /// Raises what the sweep has spent to at least the store's total; the coordinator calls this when a sweep
+    /// starts or resumes, and after Redis lost the keys. It never lowers the spend (the store lags behind
+    /// calls settled but not yet stored) and keeps every reservation: those of live calls are still needed,
+    /// and those of killed workers count as spent, since their calls may have been paid for.
     public func start(spentUSD: Double) async throws {
-        _ = try await redis.command(["MSET", spentKey, String(Self.micros(spentUSD)), reservedKey, "0"])
+        _ = try await redis.evaluate(
+            Self.startScript, keys: [spentKey, reservedKey], arguments: [String(Self.micros(spentUSD))])
+    }
+
+    /// The budget's keys are missing (Redis lost them and the coordinator has not restored them yet): no call
+    /// may start, since nothing says how much is left.
+    public struct Unknown: Error, CustomStringConvertible {
+        public var description: String { "the sweep's budget is not in Redis yet (the coordinator restores it)" }
     }
 
     public func reserve(_ usd: Double) async throws -> Bool {
@@ -26,6 +35,7 @@ public struct RedisBudget: BudgetGate {
             Self.reserveScript, keys: [spentKey, reservedKey], arguments: [String(Self.micros(usd)), String(limit)]
         )
         guard let admitted = reply.integer else { throw RedisError.unexpectedReply("an integer from reserve") }
+        if admitted == -1 { throw Unknown() }
         return admitted == 1
     }
 
@@ -48,11 +58,23 @@ public struct RedisBudget: BudgetGate {
         return Int((max(0, usd) * 1_000_000).rounded())
     }
 
+    /// KEYS: spent, reserved. ARGV: the store's spend (µ$).
+    static let startScript = RedisScript(
+        """
+        local current = tonumber(redis.call('GET', KEYS[1]) or '-1')
+        if current < tonumber(ARGV[1]) then redis.call('SET', KEYS[1], ARGV[1]) end
+        if not redis.call('GET', KEYS[2]) then redis.call('SET', KEYS[2], '0') end
+        return 1
+        """
+    )
+
     /// KEYS: spent, reserved. ARGV: amount, limit (µ$). Returns 1 and reserves when spent + reserved + amount
-    /// fits under the limit, else 0.
+    /// fits under the limit, 0 when it does not, -1 when the spend is unknown (fails closed).
     static let reserveScript = RedisScript(
         """
-        local spent = tonumber(redis.call('GET', KEYS[1]) or '0')
+        local known = redis.call('GET', KEYS[1])
+        if not known then return -1 end
+        local spent = tonumber(known)
         local reserved = tonumber(redis.call('GET', KEYS[2]) or '0')
         local amount = tonumber(ARGV[1])
         if spent + reserved + amount > tonumber(ARGV[2]) then return 0 end
@@ -62,12 +84,14 @@ public struct RedisBudget: BudgetGate {
     )
 
     /// KEYS: spent, reserved. ARGV: reserved amount, actual cost (µ$). Reserved never drops below zero (a
-    /// settle after `start` cleared the reservations).
+    /// settle after Redis lost the keys). A lost spend is not recreated from this one call (that would read as
+    /// almost nothing spent): `start` restores it from the store, which has this call's cost by then or soon.
     static let settleScript = RedisScript(
         """
         local reserved = tonumber(redis.call('GET', KEYS[2]) or '0')
         local release = math.min(tonumber(ARGV[1]), math.max(reserved, 0))
         redis.call('DECRBY', KEYS[2], release)
+        if not redis.call('GET', KEYS[1]) then return -1 end
         return redis.call('INCRBY', KEYS[1], ARGV[2])
         """
     )
