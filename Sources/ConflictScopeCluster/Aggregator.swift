@@ -38,10 +38,12 @@ public final class Aggregator: Service, Sendable {
     public func run() async throws {
         try await broker.declare(names.queueSpecs(config))
         let deliveries = try await broker.consume(names.results, prefetch: 256)
+        let dead = try await broker.consume(names.dead, prefetch: 64)
         logger.info("aggregator consuming", metadata: ["broker.queue": "\(names.results)"])
         await withGracefulShutdownHandler {
             await withDiscardingTaskGroup { group in
                 group.addTask { await self.refitLoop() }
+                group.addTask { for await delivery in dead { await self.storeDead(delivery) } }
                 for await delivery in deliveries { await self.store(delivery) }
                 group.cancelAll()
             }
@@ -83,6 +85,28 @@ public final class Aggregator: Service, Sendable {
         } catch {
             // The store failed (disk full, for example): stop rather than ack what was not stored.
             logger.critical("cannot store a result", metadata: ["error": "\(error)"])
+            await broker.reject(delivery, requeue: true)
+            await broker.close()
+        }
+    }
+
+    /// A message on the dead queue. A task there was dead-lettered by a worker (which reported it dead
+    /// already) or by the broker itself (its delivery limit: it kept killing or stalling the workers that
+    /// took it), which no one reported: it becomes `dead` here, unless it is done. Other messages (results
+    /// the aggregator refused, undecodable tasks) were logged where they were refused and are dropped.
+    func storeDead(_ delivery: Delivery) async {
+        guard let task = try? JSONDecoder().decode(PipelineTask.self, from: Data(delivery.body)),
+            task.problem(in: config) == nil
+        else {
+            await broker.ack(delivery)
+            return
+        }
+        do {
+            try store.apply(ResultBatch(), outcome: TaskOutcome(taskID: task.id, state: .dead, followUps: []))
+            logger.error("dead-lettered task recorded as dead", metadata: ["task": "\(task.id)"])
+            await broker.ack(delivery)
+        } catch {
+            logger.critical("cannot store a dead task", metadata: ["error": "\(error)"])
             await broker.reject(delivery, requeue: true)
             await broker.close()
         }

@@ -6,15 +6,18 @@ import Foundation
 ///
 /// The cache doubles as a cross-worker single flight: before a call, a worker claims its request
 /// key; another worker asking the same request meanwhile waits for the cached answer instead of
-/// paying for it again. A claim expires after `claimSeconds` in case its worker dies.
+/// paying for it again. A claim is a lease of `claimSeconds`, renewed every third of that while the
+/// call runs (through rate-limit waits, retries and slow providers), so it lapses only when its worker
+/// died or lost Redis. An answer is cached only if none is: a late duplicate adopts the earlier answer.
 final class TaskRecords: SweepRecords, @unchecked Sendable {
     private let cache: RedisResponseCache
     private let owner: String
     private let claimSeconds: Double
-    // `batch` and `claimed` are guarded by `lock`: a task's calls may run concurrently.
+    // `batch`, `claimed` and `renewal` are guarded by `lock`: a task's calls may run concurrently.
     private let lock = NSLock()
     private var batch = ResultBatch()
-    private var claimed: Set<String> = []
+    private var claimed: [String: RedisLease] = [:]
+    private var renewal: Task<Void, Never>?
 
     init(cache: RedisResponseCache, owner: String, claimSeconds: Double = 15) {
         self.cache = cache
@@ -22,29 +25,63 @@ final class TaskRecords: SweepRecords, @unchecked Sendable {
         self.claimSeconds = claimSeconds
     }
 
+    deinit { renewal?.cancel() }
+
     /// The rows written so far.
     var rows: ResultBatch { lock.withLock { batch } }
 
     func successfulResponse(key: String) async throws -> ModelAnswer? {
+        let claim = cache.claim(key, owner: owner, ttlMilliseconds: Int(claimSeconds * 1000))
         while true {
             if let cached = try await cache.get(key) { return ModelAnswer(cacheValue: cached) }
-            if try await cache.claim(key, owner: owner, ttlMilliseconds: Int(claimSeconds * 1000)) {
-                lock.withLock { _ = claimed.insert(key) }
+            if try await claim.acquire() {
+                lock.withLock {
+                    claimed[key] = claim
+                    if renewal == nil { renewal = Task { [weak self] in await self?.renewClaims() } }
+                }
                 return nil
             }
             try await Task.sleep(for: .milliseconds(50))
         }
     }
 
-    func record(_ call: ResultStore.CallRecord) async throws {
+    /// Keeps this task's claims alive while it holds any.
+    private func renewClaims() async {
+        while !Task.isCancelled {
+            try? await Task.sleep(for: .seconds(claimSeconds / 3))
+            for claim in lock.withLock({ Array(claimed.values) }) { _ = try? await claim.renew() }
+        }
+    }
+
+    func record(_ call: ResultStore.CallRecord) async throws -> ModelAnswer? {
+        var call = call
+        var standing: ModelAnswer?
         if call.status == "ok", let response = call.response {
-            try await cache.set(call.key, ModelAnswer(text: response, truncated: call.truncated).cacheValue)
+            let ours = ModelAnswer(text: response, truncated: call.truncated)
+            let cached = ModelAnswer(
+                cacheValue: try await Self.persistently { try await self.cache.setIfAbsent(call.key, ours.cacheValue) })
+            // The row carries the answer that stands (with this call's cost: it was paid for).
+            (call.response, call.truncated) = (cached.text, cached.truncated)
+            standing = cached
         }
-        let wasClaimed = lock.withLock {
+        let claim = lock.withLock {
             batch.calls.append(call)
-            return claimed.remove(call.key) != nil
+            return claimed.removeValue(forKey: call.key)
         }
-        if wasClaimed { try await cache.releaseClaim(call.key, owner: owner) }
+        if let claim { try? await claim.release() }
+        return standing
+    }
+
+    /// A paid answer is not given up for one Redis error: `write` is tried for up to about 30 s.
+    private static func persistently<T>(_ write: () async throws -> T) async throws -> T {
+        var delay = 0.25
+        for _ in 0..<7 {
+            do { return try await write() } catch is CancellationError { throw CancellationError() } catch {
+                try await Task.sleep(for: .seconds(delay))
+                delay *= 2
+            }
+        }
+        return try await write()
     }
 
     func upsertOutline(_ outline: Outline) { lock.withLock { batch.outlines.append(outline) } }
@@ -56,12 +93,17 @@ final class TaskRecords: SweepRecords, @unchecked Sendable {
 
     func upsertJudgment(_ record: StoredJudgment) { lock.withLock { batch.judgments.append(record) } }
 
-    /// Releases claims of calls that never finished (the task failed or was stopped).
+    /// Releases claims of calls that never finished (the task failed, was stopped or cancelled) and stops
+    /// renewing.
     func releaseClaims() async {
-        let keys = lock.withLock {
-            defer { claimed.removeAll() }
-            return claimed
+        let claims = lock.withLock {
+            defer {
+                claimed.removeAll()
+                renewal?.cancel()
+                renewal = nil
+            }
+            return Array(claimed.values)
         }
-        for key in keys { try? await cache.releaseClaim(key, owner: owner) }
+        for claim in claims { try? await claim.release() }
     }
 }

@@ -21,6 +21,16 @@ public final class Worker: Service, Sendable {
         public var drainSeconds = 20.0
         /// Delay of the first retry; doubled per attempt.
         public var retryDelayMilliseconds = 1000
+        /// The longest a task is held unacknowledged before it is given up and sent to its retry queue:
+        /// well under RabbitMQ's consumer timeout (30 min by default), past which the broker would take back
+        /// every task of the worker's channel while the originals keep running.
+        public var maxHoldSeconds = 20 * 60.0
+        /// Deliveries of a task flagged as redelivered (its earlier holders crashed, were killed or timed
+        /// out) before it is declared dead; below the broker's own delivery limit (20), so the store learns.
+        public var deliveryLimit = 10
+        /// Seconds between looks at the sweep's name key: when another sweep of this name starts, the
+        /// worker finishes what it holds and moves to it. nil: the worker stays with its sweep (`--sweep`).
+        public var sweepCheckSeconds: Double? = 5
 
         public init() {}
     }
@@ -59,7 +69,18 @@ public final class Worker: Service, Sendable {
         self.runner = SweepRunner(config: config, caller: caller)
     }
 
-    public func run() async throws {
+    /// How a worker's run ended.
+    public enum Ending: Sendable, Equatable {
+        /// SIGTERM / SIGINT: drained (or cut off at the drain deadline).
+        case shutDown
+        /// Another sweep of this config's name started: the worker finished what it held.
+        case sweepReplaced(by: String)
+    }
+
+    public func run() async throws { _ = try await runSweep() }
+
+    /// Takes the sweep's tasks until shut down or until another sweep of the config's name starts.
+    public func runSweep() async throws -> Ending {
         // A sweep stopped by a refusing provider takes no tasks until its coordinator is started again.
         while let line = try await redis.get(names.stopKey) {
             logger.warning(
@@ -72,7 +93,9 @@ public final class Worker: Service, Sendable {
             streams.append(try await broker.consume(queue, prefetch: options.prefetch))
         }
         logger.info("worker consuming", metadata: ["worker.queues": "\(streams.count)"])
-        await withGracefulShutdownHandler {
+        // The deliveries are handled in a task of their own, so that a drain can cancel what is still
+        // running at its deadline.
+        let work = Task {
             await withDiscardingTaskGroup { group in
                 for stream in streams {
                     group.addTask {
@@ -88,17 +111,25 @@ public final class Worker: Service, Sendable {
                     }
                 }
             }
-        } onGracefulShutdown: {
-            Task { await self.drain() }
         }
+        let replaced = Task { await self.watchSweepName() }
+        await withGracefulShutdownHandler {
+            await work.value
+        } onGracefulShutdown: {
+            Task { await self.drain(cancelling: work) }
+        }
+        replaced.cancel()
         logger.info("worker stopped")
         // Exits non-zero with the line, so an orchestrator restarts it (it then waits for the coordinator).
         if let reason = await stopped.reason { throw reason }
+        if let next = await replaced.value { return .sweepReplaced(by: next) }
+        return .shutDown
     }
 
-    /// Stops taking tasks, waits for those in flight (bounded), then closes the connection, which
-    /// ends the delivery streams; unacknowledged tasks go back to their queues.
-    private func drain() async {
+    /// Stops taking tasks, waits for those in flight until the drain deadline, cancels any still running
+    /// (their claims and budget reservations are released, their calls recorded nowhere), then closes the
+    /// connection, which ends the delivery streams; unacknowledged tasks go back to their queues.
+    private func drain(cancelling work: Task<Void, Never>? = nil) async {
         let running = await inFlight.value
         logger.info("worker draining", metadata: ["worker.in_flight": "\(running)"])
         await broker.stopConsuming()
@@ -106,7 +137,38 @@ public final class Worker: Service, Sendable {
         while await inFlight.value > 0, ContinuousClock.now < deadline {
             try? await Task.sleep(for: .milliseconds(100))
         }
+        let left = await inFlight.value
+        if let work, left > 0 {
+            logger.warning(
+                "drain deadline reached; cancelling tasks in flight", metadata: ["worker.in_flight": "\(left)"])
+            SweepMetrics.drainCancelled(left)
+            work.cancel()
+            // A moment for the cancelled tasks to give back their claims and reservations.
+            let unwind = ContinuousClock.now + .seconds(2)
+            while await inFlight.value > 0, ContinuousClock.now < unwind {
+                try? await Task.sleep(for: .milliseconds(20))
+            }
+        }
         await broker.close()
+    }
+
+    /// Returns the new sweep id once another sweep of this config's name has started, after ending the
+    /// delivery streams (tasks in flight finish); nil when cancelled first.
+    private func watchSweepName() async -> String? {
+        guard let interval = options.sweepCheckSeconds else { return nil }
+        let key = ClusterNames.sweepKey(configName: config.name)
+        while !Task.isCancelled {
+            try? await Task.sleep(for: .seconds(interval))
+            guard let current = try? await redis.get(key), current != names.sweepID, !Task.isCancelled else {
+                continue
+            }
+            logger.warning(
+                "another sweep of this name started; finishing the tasks held and moving to it",
+                metadata: ["sweep.next": "\(current)"])
+            await broker.stopConsuming()
+            return current
+        }
+        return nil
     }
 
     /// Handles one delivery to the end: ack after its results are confirmed, retry later, or
@@ -135,8 +197,21 @@ public final class Worker: Service, Sendable {
             return
         }
         logger[metadataKey: "task"] = "\(task.id)"
-        if delivery.redelivered { logger.info("task redelivered") }
         do {
+            if delivery.redelivered {
+                logger.info("task redelivered")
+                // A task whose holders keep dying or timing out would cycle for ever: after `deliveryLimit`
+                // redeliveries it is dead (the store learns it; a rerun of the coordinator retries it).
+                let key = names.deliveriesKey(taskID: task.id)
+                let deliveries = try await redis.command(["INCR", key]).integer ?? 0
+                _ = try await redis.command(["EXPIRE", key, String(RedisResponseCache.timeToLiveSeconds)])
+                if deliveries > options.deliveryLimit {
+                    try await declareDead(
+                        delivery, task: task, reason: "redelivered \(deliveries) times", stage: stage, model: model,
+                        logger: logger)
+                    return
+                }
+            }
             // Without a run id (Redis lost it; the coordinator restores it) markers are neither read nor set.
             let run = try await redis.get(names.runKey)
             if let run, try await redis.get(names.doneKey(taskID: task.id, run: run)) != nil {
@@ -148,19 +223,15 @@ public final class Worker: Service, Sendable {
                 cache: RedisResponseCache(redis: redis, namespace: names.sweepID), owner: identity)
             let outcome: TaskOutcome
             do {
-                let followUps = try await runner.handle(task, records: records)
+                defer { Task { await records.releaseClaims() } }
+                let followUps = try await handle(task, records: records)
                 let failed = records.rows.calls.contains { $0.status == "failed" }
                 outcome = TaskOutcome(taskID: task.id, state: failed ? .incomplete : .done, followUps: followUps)
             } catch is ModelCaller.BudgetExhausted {
-                await records.releaseClaims()
                 outcome = TaskOutcome(taskID: task.id, state: .stopped, followUps: [])
             } catch let stop as SweepStopped {
-                await records.releaseClaims()
                 await stopTakingTasks(stop)
                 return
-            } catch {
-                await records.releaseClaims()
-                throw error
             }
             // The result first: the aggregator (one consumer, in queue order) then stores this task's
             // rows and registers its follow-ups before any follow-up's result can arrive.
@@ -183,6 +254,38 @@ public final class Worker: Service, Sendable {
         } catch {
             await retryOrDeadLetter(delivery, task: task, error: error, stage: stage, model: model, logger: logger)
         }
+    }
+
+    /// The task held for too long: past `maxHoldSeconds` it is cancelled and retried later, before the
+    /// broker's consumer timeout takes back everything this worker holds.
+    struct HeldTooLong: Error, CustomStringConvertible {
+        let seconds: Double
+        var description: String { "the task ran past \(Int(seconds)) s (max_hold) and was cancelled" }
+    }
+
+    /// `runner.handle`, cancelled with `HeldTooLong` after `maxHoldSeconds`.
+    private func handle(_ task: PipelineTask, records: TaskRecords) async throws -> [PipelineTask] {
+        let limit = options.maxHoldSeconds
+        return try await withThrowingTaskGroup(of: [PipelineTask]?.self) { group in
+            group.addTask { try await self.runner.handle(task, records: records) }
+            group.addTask {
+                try await Task.sleep(for: .seconds(limit))
+                throw HeldTooLong(seconds: limit)
+            }
+            defer { group.cancelAll() }
+            return try await group.next()! ?? []
+        }
+    }
+
+    /// Reports the task dead to the aggregator and dead-letters its message.
+    private func declareDead(
+        _ delivery: Delivery, task: PipelineTask, reason: String, stage: String, model: String, logger: Logger
+    ) async throws {
+        logger.error("task dead-lettered", metadata: ["reason": "\(reason)"])
+        let outcome = TaskOutcome(taskID: task.id, state: .dead, followUps: [])
+        try await broker.publish(ClusterMessage.finished(outcome, ResultBatch()).encoded(), to: names.results)
+        await broker.reject(delivery, requeue: false)
+        SweepMetrics.task(.deadLettered, stage: stage, model: model)
     }
 
     /// A provider refused a model outright: the sweep stops. The line goes to Redis (the coordinator stops
@@ -212,11 +315,9 @@ public final class Worker: Service, Sendable {
                 await broker.ack(delivery)
                 SweepMetrics.task(.retried, stage: stage, model: model)
             } else {
-                logger.error("task failed too often; dead-lettered", metadata: ["error": "\(error)"])
-                let outcome = TaskOutcome(taskID: task.id, state: .dead, followUps: [])
-                try await broker.publish(ClusterMessage.finished(outcome, ResultBatch()).encoded(), to: names.results)
-                await broker.reject(delivery, requeue: false)
-                SweepMetrics.task(.deadLettered, stage: stage, model: model)
+                try await declareDead(
+                    delivery, task: task, reason: "failed \(attempt - 1) times: \(error)", stage: stage, model: model,
+                    logger: logger)
             }
         } catch {
             // The broker is unreachable too: leave the task unacknowledged for redelivery.

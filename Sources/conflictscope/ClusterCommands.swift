@@ -86,14 +86,15 @@ enum ClusterEnvironment {
         }
     }
 
-    /// The sweep id the coordinator published for this config, waiting for it if needed.
-    static func sweepID(_ given: String?, config: SweepConfig, redis: RedisClient, logger: Logger) async throws
-        -> String
-    {
+    /// The sweep id the coordinator published for this config, waiting for it if needed (and for one other
+    /// than `other`, the sweep a worker just left).
+    static func sweepID(
+        _ given: String?, config: SweepConfig, redis: RedisClient, logger: Logger, other: String? = nil
+    ) async throws -> String {
         if let given { return given }
         var logged = false
         while true {
-            if let id = try await redis.get(ClusterNames.sweepKey(configName: config.name)) { return id }
+            if let id = try await redis.get(ClusterNames.sweepKey(configName: config.name)), id != other { return id }
             if !logged {
                 logger.info(
                     "waiting for the coordinator to register the sweep", metadata: ["sweep.name": "\(config.name)"])
@@ -269,7 +270,16 @@ struct WorkerCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Seconds in-flight tasks may run after SIGTERM before they are left to redelivery.")
     var drainSeconds = 20.0
 
+    @Option(
+        name: .long,
+        help: """
+            Seconds a task may be held before it is cancelled and retried later; keep it under RabbitMQ's \
+            consumer timeout (30 min by default).
+            """)
+    var maxHoldSeconds = 1200.0
+
     func validate() throws {
+        guard maxHoldSeconds > 0 else { throw ValidationError("--max-hold-seconds must be above 0") }
         guard (1...10_000).contains(prefetch) else { throw ValidationError("--prefetch must be 1...10000") }
         guard drainSeconds >= 0 else { throw ValidationError("--drain-seconds must not be negative") }
     }
@@ -282,20 +292,30 @@ struct WorkerCommand: AsyncParsableCommand {
         var options = Worker.Options()
         options.prefetch = prefetch
         options.drainSeconds = drainSeconds
+        options.maxHoldSeconds = maxHoldSeconds
+        // A worker given its sweep stays with it; one that follows the config's name moves on with it.
+        if sweep != nil { options.sweepCheckSeconds = nil }
         let providers = EmbeddedSweep.providers(for: config, environment: ProcessInfo.processInfo.environment)
         let live = ClusterLiveView(config: config, scope: "this worker", store: nil, redis: redis)
         // The endpoints answer while the worker waits for the coordinator, so liveness holds.
         _ = try await ClusterEnvironment.run(cluster, broker: broker, redis: redis, live: live, logger: logger) {
             [sweep, options] in
-            let sweepID = try await cancelWhenGracefulShutdown {
-                try await ClusterEnvironment.sweepID(sweep, config: config, redis: redis, logger: logger)
+            var previous: String? = nil
+            while true {
+                let left = previous
+                let sweepID = try await cancelWhenGracefulShutdown {
+                    try await ClusterEnvironment.sweepID(
+                        sweep, config: config, redis: redis, logger: logger, other: left)
+                }
+                let worker = Worker(
+                    config: config, sweepID: sweepID, broker: broker, redis: redis, providers: providers,
+                    options: options, logger: logger)
+                await live.bind(sweepID: sweepID)
+                await live.bind(counters: worker.counters)
+                // Another sweep of the config's name started: move to it once it has a new id.
+                guard case .sweepReplaced = try await worker.runSweep() else { return }
+                previous = sweepID
             }
-            let worker = Worker(
-                config: config, sweepID: sweepID, broker: broker, redis: redis, providers: providers,
-                options: options, logger: logger)
-            await live.bind(sweepID: sweepID)
-            await live.bind(counters: worker.counters)
-            try await worker.run()
         }
     }
 }

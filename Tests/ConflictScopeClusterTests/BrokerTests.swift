@@ -154,6 +154,46 @@ struct BrokerTests {
         await #expect(throws: BrokerError.connectionClosed) { try await broker.publish([1], to: queue) }
     }
 
+    /// Publishes are mandatory: a message to no queue fails its publisher instead of vanishing.
+    @Test("A message to no queue fails its publish", .timeLimit(.minutes(1)))
+    func unroutableMessagesFail() async throws {
+        let broker = try Self.connect("unroutable")
+        let queue = Self.queueName("routed")
+        try await broker.declare([QueueSpec(name: queue)])
+        await #expect(throws: BrokerError.unroutable) { try await broker.publish([1], to: Self.queueName("nowhere")) }
+        // Pipelined with routable ones, only the unroutable one fails.
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for index in 0..<50 { group.addTask { try await broker.publish([UInt8(index)], to: queue) } }
+            try await group.waitForAll()
+        }
+        #expect(try await broker.queueState(queue)?.messages == 50)
+        try await broker.deleteQueue(queue)
+        await broker.close()
+    }
+
+    /// No message over the size limit is ever sent; and when the broker refuses one anyway (a client set to
+    /// a larger limit than the broker's 16 MiB), that publish fails once instead of being re-published for
+    /// ever, and the connection goes on.
+    @Test("Messages over the size limit fail, on either side", .timeLimit(.minutes(1)))
+    func oversizedMessagesFail() async throws {
+        let broker = try Self.connect("oversized")
+        let queue = Self.queueName("sized")
+        try await broker.declare([QueueSpec(name: queue)])
+        let big = [UInt8](repeating: 7, count: 16 * 1024 * 1024 + 1)
+        await #expect(throws: BrokerError.messageTooLarge) { try await broker.publish(big, to: queue) }
+
+        var settings = try BrokerSettings(url: Self.url)
+        settings.maxMessageBytes = 64 * 1024 * 1024
+        let lax = BrokerConnection(settings: settings, name: "lax", logger: Logger(label: "broker-test"))
+        // (Before, the refused message was published again after every reconnect: this never returned.)
+        await #expect(throws: BrokerError.operationRefused) { try await lax.publish(big, to: queue) }
+        try await lax.publish([1, 2, 3], to: queue)
+        #expect(try await broker.queueState(queue)?.messages == 1)
+        try await broker.deleteQueue(queue)
+        await lax.close()
+        await broker.close()
+    }
+
     @Test("A broker restart loses nothing: confirms, re-publish, re-consume", .timeLimit(.minutes(2)))
     func survivesBrokerRestart() async throws {
         let broker = try Self.connect("restart")

@@ -262,10 +262,35 @@ struct RedisTests {
         #expect(try await budgets[3].reserve(0.07))  // 0.03 spent + 0.9 reserved + 0.07 = 1.0
         #expect(try await budgets[3].reserve(0.000_001) == false)
 
+        // A coordinator start raises the spend to the store's total but never lowers it (the store lags
+        // behind settled calls), and keeps every reservation (calls in flight, or paid by killed workers).
+        try await budgets[0].start(spentUSD: 0.01)
+        #expect(abs(try await budgets[2].spentUSD() - 0.03) < 1e-9)
+        #expect(try await budgets[1].reserve(0.000_001) == false)
+        for _ in 0..<9 { try await budgets[0].settle(reserved: 0.1, actual: 0) }
+        try await budgets[0].settle(reserved: 0.07, actual: 0)
         try await budgets[0].start(spentUSD: 0.95)
+        #expect(abs(try await budgets[2].spentUSD() - 0.95) < 1e-9)
         #expect(try await budgets[1].reserve(0.1) == false)
         #expect(try await budgets[1].reserve(0.05))
         try await cleanUp(clients[0])
+    }
+
+    /// Redis lost the budget's keys: no call may start until the coordinator restores the spend, and a call
+    /// settled meanwhile does not recreate it as almost nothing spent.
+    @Test func aMissingBudgetFailsClosed() async throws {
+        let client = try makeClient()
+        let budget = RedisBudget(redis: client, namespace: namespace, limitUSD: 1.0)
+        try await budget.start(spentUSD: 0.5)
+        #expect(try await budget.reserve(0.1))
+        _ = try await client.delete(["cs:\(namespace):budget:spent", "cs:\(namespace):budget:reserved"])
+        await #expect(throws: RedisBudget.Unknown.self) { try await budget.reserve(0.1) }
+        try await budget.settle(reserved: 0.1, actual: 0.02)
+        await #expect(throws: RedisBudget.Unknown.self) { try await budget.reserve(0.1) }
+        try await budget.start(spentUSD: 0.92)
+        #expect(try await budget.reserve(0.08))
+        #expect(try await budget.reserve(0.000_001) == false)
+        try await cleanUp(client)
     }
 
     // MARK: - Response cache
@@ -277,12 +302,37 @@ struct RedisTests {
         try await cache.set("k", "{\"answer\": \"A\"}")
         #expect(try await other.get("k") == "{\"answer\": \"A\"}")
 
-        #expect(try await cache.claim("call", owner: "worker-1", ttlMilliseconds: 10_000))
-        #expect(try await other.claim("call", owner: "worker-2", ttlMilliseconds: 10_000) == false)
-        try await other.releaseClaim("call", owner: "worker-2")  // not its claim: nothing happens
-        #expect(try await other.claim("call", owner: "worker-2", ttlMilliseconds: 10_000) == false)
-        try await cache.releaseClaim("call", owner: "worker-1")
-        #expect(try await other.claim("call", owner: "worker-2", ttlMilliseconds: 10_000))
+        let first = cache.claim("call", owner: "worker-1", ttlMilliseconds: 10_000)
+        let second = other.claim("call", owner: "worker-2", ttlMilliseconds: 10_000)
+        #expect(try await first.acquire())
+        #expect(try await second.acquire() == false)
+        try await second.release()  // not its claim: nothing happens
+        #expect(try await second.renew() == false)
+        #expect(try await second.acquire() == false)
+        try await first.release()
+        #expect(try await second.acquire())
+
+        // Only the first answer is cached; a late duplicate gets the earlier one back.
+        #expect(try await cache.setIfAbsent("dup", "first answer") == "first answer")
+        #expect(try await other.setIfAbsent("dup", "second answer") == "first answer")
+        #expect(try await other.get("dup") == "first answer")
+        try await cleanUp(makeClient())
+    }
+
+    /// A claim renewed while its owner works outlives its time to live; one left alone lapses.
+    @Test func aRenewedClaimOutlivesItsTimeToLive() async throws {
+        let cache = RedisResponseCache(redis: try makeClient(), namespace: namespace)
+        let held = cache.claim("slow-call", owner: "worker-1", ttlMilliseconds: 300)
+        let rival = cache.claim("slow-call", owner: "worker-2", ttlMilliseconds: 300)
+        #expect(try await held.acquire())
+        for _ in 0..<6 {
+            try await Task.sleep(for: .milliseconds(100))
+            #expect(try await held.renew())
+        }
+        #expect(try await rival.acquire() == false, "renewed for 600 ms, twice its time to live")
+        try await Task.sleep(for: .milliseconds(450))
+        #expect(try await held.renew() == false, "left alone, it lapsed")
+        #expect(try await rival.acquire())
         try await cleanUp(makeClient())
     }
 }

@@ -177,14 +177,17 @@ public final class ModelCaller: Sendable {
             throw BudgetExhausted()
         }
         var settled = false
+        // What the provider charged once it answered: settled even if recording the answer then fails.
+        var paid = 0.0
         defer {
-            // Thrown out of (a stop, a cancellation, a store error): the reservation goes back.
-            if !settled, let budget { Task { try? await budget.settle(reserved: worstCase, actual: 0) } }
+            // Thrown out of (a stop, a cancellation, a store or Redis error): the reservation goes back, less
+            // what an answered call cost.
+            if !settled, let budget { Task { [paid] in try? await budget.settle(reserved: worstCase, actual: paid) } }
         }
         let clock = ContinuousClock()
         var attemptStarted = clock.now
         func record(status: String, response: ChatResponse?, error: ProviderError?, cost: Double, attempts: Int)
-            async throws
+            async throws -> ModelAnswer?
         {
             try await records.record(
                 .init(
@@ -252,7 +255,10 @@ public final class ModelCaller: Sendable {
             let cost =
                 (Double(response.inputTokens) * model.inputUSDPerMillionTokens
                     + Double(response.outputTokens) * model.outputUSDPerMillionTokens) / 1e6
-            try await record(status: "ok", response: response, error: nil, cost: cost, attempts: attempts)
+            paid = cost
+            // Cached before the budget is settled; an identical call recorded first is the answer that stands.
+            let standing = try await record(
+                status: "ok", response: response, error: nil, cost: cost, attempts: attempts)
             await counters.add(made: 1, stage: call.stage)
             SweepMetrics.call(model: model.name, status: "ok", seconds: (clock.now - attemptStarted).inSeconds)
             SweepMetrics.usage(
@@ -260,7 +266,7 @@ public final class ModelCaller: Sendable {
                 costUSD: cost)
             settled = true
             try await budget?.settle(reserved: worstCase, actual: cost)
-            return ModelAnswer(text: response.text, truncated: response.truncated)
+            return standing ?? ModelAnswer(text: response.text, truncated: response.truncated)
         }
         logger.warning(
             "call failed",
@@ -268,7 +274,7 @@ public final class ModelCaller: Sendable {
                 "model": "\(model.name)", "task": "\(call.taskID)", "attempts": "\(attempts)",
                 "error": "\(lastError?.description ?? "unknown")",
             ])
-        try await record(status: "failed", response: nil, error: lastError, cost: 0, attempts: attempts)
+        _ = try await record(status: "failed", response: nil, error: lastError, cost: 0, attempts: attempts)
         await counters.add(failed: 1, stage: call.stage)
         SweepMetrics.call(model: model.name, status: "failed", seconds: (clock.now - attemptStarted).inSeconds)
         settled = true
@@ -288,18 +294,44 @@ public final class ModelCaller: Sendable {
     }
 }
 
-/// Runs one piece of work per key at a time; callers arriving while it runs share its result.
+/// Runs one piece of work per key at a time; callers arriving while it runs share its result. The work is
+/// cancelled once every caller waiting for it is (a worker's drain or a task held too long), and not before:
+/// one caller giving up does not take the answer from the others.
 actor SingleFlight {
-    private var running: [String: Task<ModelAnswer?, any Error>] = [:]
+    private struct Flight {
+        let task: Task<ModelAnswer?, any Error>
+        var waiting: Int
+    }
+
+    private var running: [String: Flight] = [:]
 
     func result(for key: String, _ work: @escaping @Sendable () async throws -> ModelAnswer?) async throws -> (
         ModelAnswer?, shared: Bool
     ) {
-        if let task = running[key] { return (try await task.value, true) }
+        if var flight = running[key] {
+            flight.waiting += 1
+            running[key] = flight
+            return (try await wait(for: flight.task, key: key), true)
+        }
         let task = Task { try await work() }
-        running[key] = task
+        running[key] = Flight(task: task, waiting: 1)
         defer { running[key] = nil }
-        return (try await task.value, false)
+        return (try await wait(for: task, key: key), false)
+    }
+
+    private func wait(for task: Task<ModelAnswer?, any Error>, key: String) async throws -> ModelAnswer? {
+        try await withTaskCancellationHandler {
+            try await task.value
+        } onCancel: {
+            Task { await self.gaveUp(key, task) }
+        }
+    }
+
+    private func gaveUp(_ key: String, _ task: Task<ModelAnswer?, any Error>) {
+        guard var flight = running[key], flight.task == task else { return }
+        flight.waiting -= 1
+        running[key] = flight
+        if flight.waiting == 0 { task.cancel() }
     }
 }
 

@@ -4,7 +4,11 @@
 public protocol SweepRecords: Sendable {
     /// The answer to an identical request made before, if it succeeded.
     func successfulResponse(key: String) async throws -> ModelAnswer?
-    func record(_ call: ResultStore.CallRecord) async throws
+    /// Records a call. For a successful one, returns the answer that stands for its request key: the
+    /// call's own, or the one recorded first when an identical call (another worker's duplicate) got there
+    /// before it; the pipeline goes on with that one, so store, cache and follow-ups agree.
+    @discardableResult
+    func record(_ call: ResultStore.CallRecord) async throws -> ModelAnswer?
     func upsertOutline(_ outline: Outline) async throws
     func upsertScenario(_ scenario: Scenario) async throws
     func upsertUserPrompt(scenarioID: String, text: String) async throws

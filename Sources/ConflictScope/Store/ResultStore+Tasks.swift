@@ -64,6 +64,13 @@ extension ResultStore {
         }
     }
 
+    /// A task's state, or nil for a task the table does not have.
+    public func taskState(_ id: String) throws -> TaskState? {
+        try database.read { db in
+            try String.fetchOne(db, sql: "SELECT state FROM task WHERE id = ?", arguments: [id]).flatMap(TaskState.init)
+        }
+    }
+
     /// Tasks not done (pending, stopped by the budget, or dead-lettered), in id order.
     public func unfinishedTasks() throws -> [PipelineTask] {
         try database.read { db in

@@ -126,7 +126,16 @@ public final class ResultStore: Sendable {
         }
     }
 
-    public func record(_ call: CallRecord) throws { try database.write { try Self.insert(call, in: $0) } }
+    @discardableResult
+    public func record(_ call: CallRecord) throws -> ModelAnswer? {
+        try database.write { db in
+            try Self.insert(call, in: db)
+            guard call.status == "ok" else { return nil }
+            return try Row.fetchOne(
+                db, sql: "SELECT response, truncated FROM call WHERE key = ? AND status = 'ok'", arguments: [call.key]
+            ).map { ModelAnswer(text: $0["response"] ?? "", truncated: $0["truncated"]) }
+        }
+    }
 
     static func insert(_ call: CallRecord, in db: Database) throws {
         try db.execute(

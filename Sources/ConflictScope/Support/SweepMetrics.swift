@@ -10,6 +10,11 @@ public enum SweepMetrics {
         case deadLettered = "dead_lettered"
     }
 
+    /// Tasks still running at a worker's drain deadline, cancelled and left to redelivery.
+    public static func drainCancelled(_ tasks: Int) {
+        Counter(label: "conflictscope_tasks_drain_cancelled_total").increment(by: Int64(tasks))
+    }
+
     public static func task(_ event: TaskEvent, stage: String, model: String) {
         Counter(label: "conflictscope_tasks_\(event.rawValue)_total", dimensions: [("stage", stage), ("model", model)])
             .increment()

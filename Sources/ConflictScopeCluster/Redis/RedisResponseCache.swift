@@ -16,28 +16,36 @@ public struct RedisResponseCache: Sendable {
         try await redis.get(cacheKey(key))
     }
 
+    /// Stores `value` (the coordinator copying the store's answers in: the store's answer is the one its
+    /// rows were built from).
     public func set(_ key: String, _ value: String) async throws {
         try await redis.set(cacheKey(key), value, ttlSeconds: Self.timeToLiveSeconds)
     }
 
-    /// Claims `key` for `owner` for `ttlMilliseconds` (SET NX PX); false when another owner holds it.
-    public func claim(_ key: String, owner: String, ttlMilliseconds: Int) async throws -> Bool {
-        let reply = try await redis.command(["SET", claimKey(key), owner, "NX", "PX", String(max(1, ttlMilliseconds))])
-        return reply != .null
+    /// Stores `value` unless an answer is cached already, and returns the answer that stands: `value`, or the
+    /// earlier one (a duplicate of the call finished first).
+    public func setIfAbsent(_ key: String, _ value: String) async throws -> String {
+        let reply = try await redis.evaluate(
+            Self.setIfAbsentScript, keys: [cacheKey(key)], arguments: [value, String(Self.timeToLiveSeconds)])
+        guard let standing = reply.string else { throw RedisError.unexpectedReply("a string from the cache") }
+        return standing
     }
 
-    /// Releases `owner`'s claim on `key`; does nothing when the claim expired or belongs to someone else.
-    public func releaseClaim(_ key: String, owner: String) async throws {
-        _ = try await redis.evaluate(Self.releaseScript, keys: [claimKey(key)], arguments: [owner])
+    /// The claim on `key` for `owner`: a lease that lapses after `ttlMilliseconds` unless renewed.
+    public func claim(_ key: String, owner: String, ttlMilliseconds: Int) -> RedisLease {
+        RedisLease(
+            redis: redis, key: "cs:\(namespace):cache-claim:\(key)", owner: owner, ttlMilliseconds: ttlMilliseconds)
     }
 
     private func cacheKey(_ key: String) -> String { "cs:\(namespace):cache:\(key)" }
-    private func claimKey(_ key: String) -> String { "cs:\(namespace):cache-claim:\(key)" }
 
-    static let releaseScript = RedisScript(
+    /// KEYS: the cache key. ARGV: value, TTL seconds.
+    static let setIfAbsentScript = RedisScript(
         """
-        if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-        return 0
+        local standing = redis.call('GET', KEYS[1])
+        if standing then return standing end
+        redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+        return ARGV[1]
         """
     )
 }
