@@ -626,6 +626,7 @@ class ClusterSweep:
         self.coordinator: Process | None = None
         self._worker_count = 0
         self.judgment_times: list[tuple[float, int]] = []  # (time, count) whenever the count changed
+        self._first_publish: float | None = None  # the first coordinator's, kept across restarts
 
     def start_aggregator(self) -> None:
         self.aggregator = self.harness.spawn(f"{self.label}-aggregator", ["aggregator", "--config", str(self.config)])
@@ -640,9 +641,20 @@ class ClusterSweep:
         self.start_aggregator()
         for _ in range(workers):
             self.start_worker()
+        self.start_coordinator()
+
+    def start_coordinator(self) -> None:
+        if self.coordinator and "publishing" in self.coordinator.seen and self._first_publish is None:
+            self._first_publish = self.coordinator.seen["publishing"]
         self.coordinator = self.harness.spawn(
             f"{self.label}-coordinator", ["coordinator", "--config", str(self.config), "--json"],
             watch={"publishing": "coordinator publishing"})
+
+    def restart_coordinator(self) -> None:
+        """Stops the coordinator as Kubernetes evicts a Job's pod (SIGTERM) and starts it again."""
+        self.coordinator.stop()
+        self.harness.forget(self.coordinator)
+        self.start_coordinator()
 
     def wait(self, timeout: float, tick=None) -> dict:
         """Waits for the coordinator's summary, watching the judgment count; `tick(seconds)` is called
@@ -674,6 +686,8 @@ class ClusterSweep:
 
     @property
     def first_publish(self) -> float:
+        if self._first_publish is not None:
+            return self._first_publish
         if "publishing" not in self.coordinator.seen:
             raise BenchError(f"{self.label}: the coordinator never logged `coordinator publishing`")
         return self.coordinator.seen["publishing"]

@@ -38,7 +38,7 @@ public final class Aggregator: Service, Sendable {
     public func run() async throws {
         try await broker.declare(names.queueSpecs(config))
         let deliveries = try await broker.consume(names.results, prefetch: 256)
-        let dead = try await broker.consume(names.dead, prefetch: 64)
+        let dead = try await broker.consume(names.deadTasks, prefetch: 64)
         logger.info("aggregator consuming", metadata: ["broker.queue": "\(names.results)"])
         await withGracefulShutdownHandler {
             await withDiscardingTaskGroup { group in
@@ -90,25 +90,33 @@ public final class Aggregator: Service, Sendable {
         }
     }
 
-    /// A message on the dead queue. A task there was dead-lettered by a worker (which reported it dead
-    /// already) or by the broker itself (its delivery limit: it kept killing or stalling the workers that
-    /// took it), which no one reported: it becomes `dead` here, unless it is done. Other messages (results
-    /// the aggregator refused, undecodable tasks) were logged where they were refused and are dropped.
+    /// A message a task queue dead-lettered. A task of the sweep was dead-lettered by a worker (which
+    /// reported it dead already) or by the broker itself (its delivery limit: it kept killing or stalling the
+    /// workers that took it), which no one reported: it becomes `dead` here, unless it is done. Every message
+    /// then moves on to the dead queue, where operators read them.
     func storeDead(_ delivery: Delivery) async {
-        guard let task = try? JSONDecoder().decode(PipelineTask.self, from: Data(delivery.body)),
+        if let task = try? JSONDecoder().decode(PipelineTask.self, from: Data(delivery.body)),
             task.problem(in: config) == nil
-        else {
-            await broker.ack(delivery)
-            return
+        {
+            do {
+                if try store.taskState(task.id) != .dead {
+                    try store.apply(ResultBatch(), outcome: TaskOutcome(taskID: task.id, state: .dead, followUps: []))
+                    logger.error(
+                        "a task on the dead-letter route is recorded as dead", metadata: ["task": "\(task.id)"])
+                }
+            } catch {
+                logger.critical("cannot store a dead task", metadata: ["error": "\(error)"])
+                await broker.reject(delivery, requeue: true)
+                await broker.close()
+                return
+            }
         }
         do {
-            try store.apply(ResultBatch(), outcome: TaskOutcome(taskID: task.id, state: .dead, followUps: []))
-            logger.error("dead-lettered task recorded as dead", metadata: ["task": "\(task.id)"])
+            try await broker.publish(delivery.body, to: names.dead, headers: delivery.headers)
             await broker.ack(delivery)
         } catch {
-            logger.critical("cannot store a dead task", metadata: ["error": "\(error)"])
+            // The broker is in trouble: the message comes back when it is reachable again.
             await broker.reject(delivery, requeue: true)
-            await broker.close()
         }
     }
 

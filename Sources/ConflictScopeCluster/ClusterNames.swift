@@ -55,8 +55,13 @@ public struct ClusterNames: Sendable {
     /// Results, outcomes and task registrations for the aggregator.
     public var results: String { "\(queuePrefix).results" }
 
-    /// Messages that could not be decoded or failed too often.
+    /// Messages that could not be decoded or failed too often, kept for inspection.
     public var dead: String { "\(queuePrefix).dead" }
+
+    /// Where task queues dead-letter: the aggregator records each task found here as dead (the broker
+    /// dead-letters by itself at its delivery limit, and no worker reports that) and moves the message on
+    /// to `dead`.
+    public var deadTasks: String { "\(queuePrefix).dead-tasks" }
 
     /// Every task queue a config can use, in a stable order.
     public func taskQueues(_ config: SweepConfig) -> [String] {
@@ -67,12 +72,12 @@ public struct ClusterNames: Sendable {
         return queues
     }
 
-    /// Every queue of the sweep with its dead-lettering: task queues dead-letter to `dead`, retry
-    /// queues back to their task queue.
+    /// Every queue of the sweep with its dead-lettering: task queues dead-letter to `deadTasks` (and from
+    /// there to `dead`), the results queue to `dead`, retry queues back to their task queue.
     public func queueSpecs(_ config: SweepConfig) -> [QueueSpec] {
-        var specs = [QueueSpec(name: dead), QueueSpec(name: results, deadLetterTo: dead)]
+        var specs = [QueueSpec(name: dead), QueueSpec(name: deadTasks), QueueSpec(name: results, deadLetterTo: dead)]
         for queue in taskQueues(config) {
-            specs.append(QueueSpec(name: queue, deadLetterTo: dead))
+            specs.append(QueueSpec(name: queue, deadLetterTo: deadTasks))
             specs.append(QueueSpec(name: retryQueue(of: queue), deadLetterTo: queue))
         }
         return specs

@@ -19,6 +19,15 @@ struct ClusterPromisesTests {
         )
     }
 
+    /// Deletes the sweep's queues (quorum queues on the tests' broker: left behind, they slow it down).
+    func deleteQueues(sweepID: String, _ config: SweepConfig) async throws {
+        let broker = BrokerConnection(settings: try BrokerSettings(url: amqpURL), name: "cleanup", logger: logger)
+        for spec in ClusterNames(sweepID: sweepID, sweepName: config.name).queueSpecs(config) {
+            try? await broker.deleteQueue(spec.name)
+        }
+        await broker.close()
+    }
+
     /// The next message on `queue` (within `timeout` seconds), acked.
     func nextMessage(_ broker: BrokerConnection, _ queue: String, timeout: Double = 30) async throws -> Delivery? {
         let stream = try await broker.consume(queue, prefetch: 1)
@@ -95,6 +104,7 @@ struct ClusterPromisesTests {
         let summary = try await coordinator.run()
         roles.cancel()
         await broker.close()
+        try await deleteQueues(sweepID: sweepID, config)
         #expect(summary.deadTasks == 0)
         #expect(summary.report.rankings.isEmpty == false)
         let counts = try store.taskCounts()
@@ -138,6 +148,7 @@ struct ClusterPromisesTests {
         try await redis.set(key, "new-sweep", ttlSeconds: 60)
         #expect(try await ending.value == .sweepReplaced(by: "new-sweep"))
         await broker.close()
+        try await deleteQueues(sweepID: "stale-sweep", config)
     }
 
     /// A task held past `maxHoldSeconds` is cancelled and retried, here with no retries left: it is dead.
@@ -168,6 +179,7 @@ struct ClusterPromisesTests {
         #expect(ContinuousClock.now - started < .seconds(15), "the 20 s call was not waited for")
         running.cancel()
         await broker.close()
+        try await deleteQueues(sweepID: names.sweepID, config)
     }
 
     /// A task that keeps coming back redelivered (its holders crash or stall) becomes dead, and a task the
@@ -208,10 +220,11 @@ struct ClusterPromisesTests {
         #expect(outcome.taskID == tasks[0].id && outcome.state == .dead)
         working.cancel()
 
-        // The second task reaches the dead queue as the broker's delivery limit would put it there.
+        // The second task is dead-lettered as the broker's delivery limit would: it is recorded dead and
+        // kept on the dead queue for inspection (beside the first, which the worker dead-lettered).
         let aggregator = try Aggregator(
             config: config, store: store, sweepID: names.sweepID, broker: broker, redis: redis, logger: logger)
-        try await broker.publish(Array(try JSONEncoder().encode(tasks[1])), to: names.dead)
+        try await broker.publish(Array(try JSONEncoder().encode(tasks[1])), to: names.deadTasks)
         let aggregating = Task { try await aggregator.run() }
         var state: String?
         for _ in 0..<100 where state != "dead" {
@@ -219,8 +232,15 @@ struct ClusterPromisesTests {
             state = try store.taskState(tasks[1].id)?.rawValue
         }
         #expect(state == "dead")
+        var kept = 0
+        for _ in 0..<50 where kept < 2 {
+            kept = try await broker.queueState(names.dead)?.messages ?? 0
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        #expect(kept == 2)
         aggregating.cancel()
         await broker.close()
+        try await deleteQueues(sweepID: names.sweepID, config)
     }
 
     /// A worker shut down while a slow call runs cancels it at the drain deadline: it does not wait for the
@@ -266,5 +286,6 @@ struct ClusterPromisesTests {
         #expect(ContinuousClock.now - stopping < .seconds(10), "the drain waited for the 30 s call")
         #expect(try await redis.get(reserved).flatMap(Int.init) == 0, "the reservation was not given back")
         #expect(try await claims() == .array([]), "a claim was left behind")
+        try await deleteQueues(sweepID: names.sweepID, config)
     }
 }
