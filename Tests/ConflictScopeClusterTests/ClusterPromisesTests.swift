@@ -19,12 +19,21 @@ struct ClusterPromisesTests {
         )
     }
 
-    /// Deletes the sweep's queues (quorum queues on the tests' broker: left behind, they slow it down).
+    /// Deletes the sweep's queues (quorum queues on the tests' broker: left behind, they slow it down), giving
+    /// up after 20 s (a clean-up must not hang a test).
     func deleteQueues(sweepID: String, _ config: SweepConfig) async throws {
         let broker = BrokerConnection(settings: try BrokerSettings(url: amqpURL), name: "cleanup", logger: logger)
-        for spec in ClusterNames(sweepID: sweepID, sweepName: config.name).queueSpecs(config) {
-            try? await broker.deleteQueue(spec.name)
+        let cleanUp = Task {
+            for spec in ClusterNames(sweepID: sweepID, sweepName: config.name).queueSpecs(config) {
+                try? await broker.deleteQueue(spec.name)
+            }
         }
+        let watchdog = Task {
+            try await Task.sleep(for: .seconds(20))
+            await broker.close()
+        }
+        await cleanUp.value
+        watchdog.cancel()
         await broker.close()
     }
 
@@ -219,12 +228,14 @@ struct ClusterPromisesTests {
         }
         #expect(outcome.taskID == tasks[0].id && outcome.state == .dead)
         working.cancel()
+        await broker.close()
+        let (other, _) = try connect("redelivered-aggregator")
 
         // The second task is dead-lettered as the broker's delivery limit would: it is recorded dead and
         // kept on the dead queue for inspection (beside the first, which the worker dead-lettered).
         let aggregator = try Aggregator(
-            config: config, store: store, sweepID: names.sweepID, broker: broker, redis: redis, logger: logger)
-        try await broker.publish(Array(try JSONEncoder().encode(tasks[1])), to: names.deadTasks)
+            config: config, store: store, sweepID: names.sweepID, broker: other, redis: redis, logger: logger)
+        try await other.publish(Array(try JSONEncoder().encode(tasks[1])), to: names.deadTasks)
         let aggregating = Task { try await aggregator.run() }
         var state: String?
         for _ in 0..<100 where state != "dead" {
@@ -234,12 +245,12 @@ struct ClusterPromisesTests {
         #expect(state == "dead")
         var kept = 0
         for _ in 0..<50 where kept < 2 {
-            kept = try await broker.queueState(names.dead)?.messages ?? 0
+            kept = try await other.queueState(names.dead)?.messages ?? 0
             try await Task.sleep(for: .milliseconds(100))
         }
         #expect(kept == 2)
         aggregating.cancel()
-        await broker.close()
+        await other.close()
         try await deleteQueues(sweepID: names.sweepID, config)
     }
 
