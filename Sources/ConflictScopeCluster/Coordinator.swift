@@ -67,13 +67,18 @@ public struct Coordinator: Sendable {
         try await publishName(sweepID)
         var renewedAt = ContinuousClock.now
         do {
-            return try await run(names: names, progress: progress) {
-                // Renews the lease and the name key every third of their life.
+            let summary = try await run(names: names, progress: progress) {
+                // Renews the lease and the name key every third of their life. A lease Redis lost (a restart
+                // without its data) is taken again; one another coordinator holds ends this one.
                 guard ContinuousClock.now - renewedAt > .seconds(leaseSeconds / 3) else { return }
-                guard try await lease.renew() else { throw AlreadyRunning(sweepID: sweepID) }
+                if try await !lease.renew(), try await !lease.acquire() {
+                    throw AlreadyRunning(sweepID: sweepID)
+                }
                 try await publishName(sweepID)
                 renewedAt = .now
             }
+            try? await lease.release()
+            return summary
         } catch {
             try? await lease.release()
             throw error
