@@ -171,10 +171,9 @@ final class LocalCluster: @unchecked Sendable {
     /// Deletes the sweep's queues: durable queues left by every test would make each later broker
     /// restart slower (RabbitMQ recovers them all at boot).
     private func deleteQueues() async {
-        let redis = try? RedisClient(url: self.redis)
-        defer { redis?.shutdown() }
+        // The store's sweep id: the name key in Redis lapses 30 s after the coordinator ends.
         guard let settings = try? BrokerSettings(url: amqp),
-            let sweepID = try? await redis?.get(ClusterNames.sweepKey(configName: config.name))
+            let sweepID = try? ResultStore(path: config.storePath).sweepID()
         else { return }
         let broker = BrokerConnection(settings: settings, name: "test-cleanup", logger: Logger(label: "test"))
         for spec in ClusterNames(sweepID: sweepID, sweepName: config.name).queueSpecs(config) {

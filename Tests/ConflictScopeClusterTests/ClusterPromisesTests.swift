@@ -204,12 +204,11 @@ struct ClusterPromisesTests {
         try await redis.set(names.deliveriesKey(taskID: tasks[0].id), "3", ttlSeconds: 60)
         let queue = names.taskQueue(for: tasks[0], config: config)
         try await broker.publish(Array(try JSONEncoder().encode(tasks[0])), to: queue)
-        let crashing = try await broker.consume(queue, prefetch: 1)
-        for await delivery in crashing {
-            await broker.reject(delivery, requeue: true)  // as if its worker died holding it
-            break
-        }
-        await broker.stopConsuming()
+        // A worker takes it and dies holding it: its connection closes, and the task comes back redelivered.
+        let (crasher, crasherRedis) = try connect("crasher")
+        crasherRedis.shutdown()
+        for await _ in try await crasher.consume(queue, prefetch: 1) { break }
+        await crasher.close()
         let worker = Worker(
             config: config, sweepID: names.sweepID, broker: broker, redis: redis, providers: [:], options: options,
             logger: logger)
@@ -220,6 +219,10 @@ struct ClusterPromisesTests {
             return
         }
         #expect(outcome.taskID == tasks[0].id && outcome.state == .dead)
+        // The worker rejects the task right after reporting it: wait for it on the dead-letter route.
+        for _ in 0..<50 where (try await broker.queueState(names.deadTasks)?.messages ?? 0) < 1 {
+            try await Task.sleep(for: .milliseconds(100))
+        }
         working.cancel()
         await broker.close()
         let (other, _) = try connect("redelivered-aggregator")
