@@ -21,14 +21,18 @@ lint:
 # (scripts/local-llm: SmolLM2-135M behind an OpenAI-compatible server; its first set-up builds
 # llama-cpp-python, ~8 minutes). The cluster tests run one at a time (some restart the servers), and
 # so do the sim-server's, whose rate-limit checks need requests that are not slowed by other suites
-# running beside them, and the local model's sweep, which has the model's two CPUs to itself.
+# running beside them, and the local model's sweep, which has the model's two CPUs to itself. The
+# roles-in-process promise tests get a test process of their own: after the other cluster suites in
+# the same process they have stalled (cause not found yet; docs/operations.md, "The cluster's promises").
 test: deps lint
 	scripts/validate-deploy
 	$(SWIFT) build --build-tests
 	cluster/servers start
 	scripts/local-llm start
 	$(SWIFT) test --skip ConflictScopeClusterTests --skip ConflictScopeSimServerTests --skip LocalModelTests
-	$(SWIFT) test --filter "ConflictScopeClusterTests|ConflictScopeSimServerTests|LocalModelTests" --no-parallel
+	$(SWIFT) test --filter ClusterPromisesTests --no-parallel
+	$(SWIFT) test --filter "ConflictScopeClusterTests|ConflictScopeSimServerTests|LocalModelTests" \
+		--skip ClusterPromisesTests --no-parallel
 
 bench:
 	bench/ranking
