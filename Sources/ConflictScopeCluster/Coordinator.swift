@@ -19,6 +19,9 @@ public struct Coordinator: Sendable {
     /// The coordinator's lease and the sweep's name key last this long without renewal; both are renewed
     /// every third of it while the coordinator runs.
     var leaseSeconds = 30.0
+    /// How long a starting coordinator waits for a held lease to lapse (one killed without releasing it,
+    /// restarted at once) before it gives up on another coordinator that is still running.
+    var leaseWaitSeconds = 35.0
     /// The largest registration message, in bytes (well under the broker's message size limit).
     var registrationChunkBytes = 4 * 1024 * 1024
     let identity = UUID().uuidString
@@ -49,7 +52,7 @@ public struct Coordinator: Sendable {
     public struct AlreadyRunning: Error, CustomStringConvertible {
         public let sweepID: String
         public var description: String {
-            "another coordinator is running sweep \(sweepID) (its lease lapses within 30 s of its end); "
+            "another coordinator is running sweep \(sweepID) (its lease did not lapse in 35 s); "
                 + "run one coordinator per sweep"
         }
     }
@@ -63,7 +66,12 @@ public struct Coordinator: Sendable {
         let names = ClusterNames(sweepID: sweepID, sweepName: config.name)
         let lease = RedisLease(
             redis: redis, key: names.coordinatorKey, owner: identity, ttlMilliseconds: Int(leaseSeconds * 1000))
-        guard try await lease.acquire() else { throw AlreadyRunning(sweepID: sweepID) }
+        let waitUntil = ContinuousClock.now + .seconds(leaseWaitSeconds)
+        while try await !lease.acquire() {
+            guard ContinuousClock.now < waitUntil else { throw AlreadyRunning(sweepID: sweepID) }
+            logger.warning("another coordinator holds the sweep's lease; waiting for it to lapse")
+            try await Task.sleep(for: .seconds(1))
+        }
         try await publishName(sweepID)
         var renewedAt = ContinuousClock.now
         do {

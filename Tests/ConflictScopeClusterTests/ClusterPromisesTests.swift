@@ -125,7 +125,8 @@ struct ClusterPromisesTests {
         let names = ClusterNames(sweepID: try store.bindSweep(config), sweepName: config.name)
         let running = RedisLease(redis: redis, key: names.coordinatorKey, owner: "the first", ttlMilliseconds: 30_000)
         #expect(try await running.acquire())
-        let second = Coordinator(config: config, store: store, broker: broker, redis: redis, logger: logger)
+        var second = Coordinator(config: config, store: store, broker: broker, redis: redis, logger: logger)
+        second.leaseWaitSeconds = 1
         await #expect(throws: Coordinator.AlreadyRunning.self) { _ = try await second.run() }
         #expect(try await running.holder() == "the first")
         try await running.release()

@@ -33,11 +33,10 @@ struct ClusterSweepTests {
         let clusterRankings = try rankings(ofSummary: localJSON)
         #expect(embeddedRankings.count >= 40)
         #expect(sameRankings(embeddedRankings, clusterRankings))
-        // The same summary shape as `run --json`.
-        let keys = { (json: String) in
-            ((try? JSONSerialization.jsonObject(with: Data(json.utf8))) as? [String: Any]).map { Set($0.keys) }
-        }
-        #expect(keys(runJSON) == keys(localJSON))
+        // The same summary shape as `run --json`, plus the cluster's task counts: none died.
+        let object = { (json: String) in (try? JSONSerialization.jsonObject(with: Data(json.utf8))) as? [String: Any] }
+        #expect(object(runJSON).map { Set($0.keys).union(["tasks"]) } == object(localJSON).map { Set($0.keys) })
+        #expect((object(localJSON)?["tasks"] as? [String: Any])?["dead"] as? Int == 0)
         try expectCompleteAndCountedOnce(cluster.config)
     }
 
