@@ -23,9 +23,7 @@ public actor ClusterLiveView {
         self.scope = scope
         self.store = store
         self.redis = redis
-        var planned: [Stage: Int] = [:]
-        for load in SweepPlan(config: config).stages { planned[load.stage, default: 0] += load.calls }
-        self.planned = planned
+        self.planned = LiveSnapshot.plannedCalls(config)
     }
 
     /// The sweep's id, once the role knows it (until then Redis is not read).

@@ -34,14 +34,8 @@ public struct Coordinator: Sendable {
         self.logger = logger
     }
 
-    /// Registers the sweep and returns its id. Workers read it from the name key, which expires unless a
-    /// coordinator renews it, so a sweep that ended never leaves its id to the next sweep of that name.
-    public func register() async throws -> String {
-        let sweepID = try store.bindSweep(config)
-        try await publishName(sweepID)
-        return sweepID
-    }
-
+    /// Tells workers the sweep's id under its name. The key expires unless a coordinator renews it, so a sweep
+    /// that ended never leaves its id to the next sweep of that name.
     private func publishName(_ sweepID: String) async throws {
         _ = try await redis.command([
             "SET", ClusterNames.sweepKey(configName: config.name), sweepID, "PX", String(Int(leaseSeconds * 1000)),

@@ -116,9 +116,7 @@ actor LiveState {
         self.started = started
         self.limiter = limiter
         self.rateLimits = ModelRateLimit.limits(of: config).filter { $0.value.isLimited }
-        var planned: [Stage: Int] = [:]
-        for load in SweepPlan(config: config).stages { planned[load.stage, default: 0] += load.calls }
-        self.planned = planned
+        self.planned = LiveSnapshot.plannedCalls(config)
     }
 
     func update(_ counters: CallCounters) { self.counters = counters }

@@ -46,13 +46,10 @@ private actor LedgerBudget: BudgetGate {
 struct CallRecordingTests {
     /// The simulated writer, priced.
     private func caller(budget: LedgerBudget) throws -> ModelCaller {
-        let text = try String(
-            contentsOf: URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-                .deletingLastPathComponent().appendingPathComponent("config.toml"), encoding: .utf8
-        )
-        .replacingOccurrences(
-            of: "[models.sim-writer]\nprovider = \"sim\"",
-            with: "[models.sim-writer]\nprovider = \"sim\"\ninput_usd_per_mtok = 1.0\noutput_usd_per_mtok = 4.0")
+        let text = try repositoryConfigText()
+            .replacingOccurrences(
+                of: "[models.sim-writer]\nprovider = \"sim\"",
+                with: "[models.sim-writer]\nprovider = \"sim\"\ninput_usd_per_mtok = 1.0\noutput_usd_per_mtok = 4.0")
         let (config, _) = try writeTemporaryConfig(text)
         return ModelCaller(
             config: config, providers: EmbeddedSweep.providers(for: config, environment: [:]),

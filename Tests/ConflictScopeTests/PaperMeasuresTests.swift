@@ -266,16 +266,13 @@ struct PaperMeasuresTests {
     /// With an embedder role, `run` embeds each pair's kept descriptions once (a rerun pays nothing), and the
     /// summary and the report measure diversity on those vectors, labelled with the embedder.
     @Test func aSweepWithAnEmbedderMeasuresDiversityOnItsVectors() async throws {
-        let text = try String(
-            contentsOf: URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-                .deletingLastPathComponent().appendingPathComponent("config.toml"), encoding: .utf8
-        )
-        .replacingOccurrences(
-            of: "scenarios_per_pair = { hhh = 40, personal_protective = 30, model_spec = 16 }",
-            with: "scenarios_per_pair = { hhh = 3, personal_protective = 0, model_spec = 0 }"
-        )
-        .replacingOccurrences(of: "# [roles.embedder]", with: "[roles.embedder]\nmodel = \"sim-writer\"\n#")
-        .replacingOccurrences(of: "formats = [\"mcq\", \"open\"]", with: "formats = [\"mcq\"]")
+        let text = try repositoryConfigText()
+            .replacingOccurrences(
+                of: "scenarios_per_pair = { hhh = 40, personal_protective = 30, model_spec = 16 }",
+                with: "scenarios_per_pair = { hhh = 3, personal_protective = 0, model_spec = 0 }"
+            )
+            .replacingOccurrences(of: "# [roles.embedder]", with: "[roles.embedder]\nmodel = \"sim-writer\"\n#")
+            .replacingOccurrences(of: "formats = [\"mcq\", \"open\"]", with: "formats = [\"mcq\"]")
         let (config, _) = try writeTemporaryConfig(text)
         let first = try await EmbeddedSweep.run(config: config)
         let measures = try #require(first.report.metrics?.scenarioMeasures)

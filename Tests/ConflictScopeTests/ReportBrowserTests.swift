@@ -126,17 +126,14 @@ struct ReportBrowserTests {
         let folder = Self.outputFolder.deletingLastPathComponent().appendingPathComponent("live-view")
         try? FileManager.default.removeItem(at: folder)
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-        let config = try String(
-            contentsOf: URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-                .deletingLastPathComponent().appendingPathComponent("config.toml"), encoding: .utf8
-        )
-        .replacingOccurrences(
-            of: "scenarios_per_pair = { hhh = 40, personal_protective = 30, model_spec = 16 }",
-            with: "scenarios_per_pair = { hhh = 4, personal_protective = 0, model_spec = 0 }"
-        )
-        // A rate limit that does not slow the sweep, so that the page has rate-limit use to show.
-        .replacingOccurrences(of: "concurrency = 64", with: "concurrency = 4\nlatency_ms = 250\nrpm = 6000")
-        .replacingOccurrences(of: "store = \"results/default.sqlite\"", with: "store = \"live.sqlite\"")
+        let config = try repositoryConfigText()
+            .replacingOccurrences(
+                of: "scenarios_per_pair = { hhh = 40, personal_protective = 30, model_spec = 16 }",
+                with: "scenarios_per_pair = { hhh = 4, personal_protective = 0, model_spec = 0 }"
+            )
+            // A rate limit that does not slow the sweep, so that the page has rate-limit use to show.
+            .replacingOccurrences(of: "concurrency = 64", with: "concurrency = 4\nlatency_ms = 250\nrpm = 6000")
+            .replacingOccurrences(of: "store = \"results/default.sqlite\"", with: "store = \"live.sqlite\"")
         let configPath = folder.appendingPathComponent("config.toml").path
         try config.write(toFile: configPath, atomically: true, encoding: .utf8)
         let port = 8797

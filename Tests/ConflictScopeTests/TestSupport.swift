@@ -1,6 +1,13 @@
 import ConflictScope
 import Foundation
 
+/// The repository's config.toml (the default sweep), as text to edit.
+func repositoryConfigText() throws -> String {
+    try String(
+        contentsOf: URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("config.toml"), encoding: .utf8)
+}
+
 /// Writes `text` as config.toml in a fresh temporary folder and loads it.
 func writeTemporaryConfig(_ text: String, environment: [String: String] = [:]) throws -> (
     config: SweepConfig, folder: URL

@@ -47,6 +47,13 @@ public struct LiveSnapshot: Sendable {
         self.rankings = rankings
     }
 
+    /// The plan's calls by stage for `config` (what `plannedCalls` holds).
+    public static func plannedCalls(_ config: SweepConfig) -> [Stage: Int] {
+        var planned: [Stage: Int] = [:]
+        for load in SweepPlan(config: config).stages { planned[load.stage, default: 0] += load.calls }
+        return planned
+    }
+
     /// Calls answered so far (made, from the store, or failed).
     public var callsDone: Int { byStage.values.reduce(0) { $0 + $1.made + $1.cached + $1.failed } }
     public var callsPlanned: Int { plannedCalls.values.reduce(0, +) }
