@@ -223,7 +223,6 @@ public final class Worker: Service, Sendable {
                 cache: RedisResponseCache(redis: redis, namespace: names.sweepID), owner: identity)
             let outcome: TaskOutcome
             do {
-                defer { Task { await records.releaseClaims() } }
                 let followUps = try await handle(task, records: records)
                 let failed = records.rows.calls.contains { $0.status == "failed" }
                 outcome = TaskOutcome(taskID: task.id, state: failed ? .incomplete : .done, followUps: followUps)
@@ -263,17 +262,25 @@ public final class Worker: Service, Sendable {
         var description: String { "the task ran past \(Int(seconds)) s (max_hold) and was cancelled" }
     }
 
-    /// `runner.handle`, cancelled with `HeldTooLong` after `maxHoldSeconds`.
+    /// `runner.handle`, cancelled with `HeldTooLong` after `maxHoldSeconds`. Claims of calls that never
+    /// finished are released before it returns, in a task of their own because this one may be cancelled.
     private func handle(_ task: PipelineTask, records: TaskRecords) async throws -> [PipelineTask] {
         let limit = options.maxHoldSeconds
-        return try await withThrowingTaskGroup(of: [PipelineTask]?.self) { group in
-            group.addTask { try await self.runner.handle(task, records: records) }
-            group.addTask {
-                try await Task.sleep(for: .seconds(limit))
-                throw HeldTooLong(seconds: limit)
+        do {
+            let followUps = try await withThrowingTaskGroup(of: [PipelineTask]?.self) { group in
+                group.addTask { try await self.runner.handle(task, records: records) }
+                group.addTask {
+                    try await Task.sleep(for: .seconds(limit))
+                    throw HeldTooLong(seconds: limit)
+                }
+                defer { group.cancelAll() }
+                return try await group.next()! ?? []
             }
-            defer { group.cancelAll() }
-            return try await group.next()! ?? []
+            await Task { await records.releaseClaims() }.value
+            return followUps
+        } catch {
+            await Task { await records.releaseClaims() }.value
+            throw error
         }
     }
 

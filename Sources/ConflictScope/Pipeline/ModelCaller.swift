@@ -179,107 +179,120 @@ public final class ModelCaller: Sendable {
         var settled = false
         // What the provider charged once it answered: settled even if recording the answer then fails.
         var paid = 0.0
-        defer {
+        do {
+            return try await callAndRecord()
+        } catch {
             // Thrown out of (a stop, a cancellation, a store or Redis error): the reservation goes back, less
-            // what an answered call cost.
-            if !settled, let budget { Task { [paid] in try? await budget.settle(reserved: worstCase, actual: paid) } }
+            // what an answered call cost, before this call returns. In a task of its own, because this one
+            // may be cancelled.
+            if !settled, let budget {
+                await Task { [paid] in try? await budget.settle(reserved: worstCase, actual: paid) }.value
+            }
+            throw error
         }
-        let clock = ContinuousClock()
-        var attemptStarted = clock.now
-        func record(status: String, response: ChatResponse?, error: ProviderError?, cost: Double, attempts: Int)
-            async throws -> ModelAnswer?
-        {
-            try await records.record(
-                .init(
-                    key: call.key, taskID: call.taskID, role: call.role, model: model.name, prompt: call.prompt,
-                    sampleIndex: call.sampleIndex, status: status, response: response?.text,
-                    error: error?.description, inputTokens: response?.inputTokens ?? 0,
-                    outputTokens: response?.outputTokens ?? 0,
-                    latencyMilliseconds: milliseconds(clock.now - attemptStarted), costUSD: cost, attempts: attempts,
-                    truncated: response?.truncated ?? false))
-        }
-        var attempts = 0
-        var lastError: ProviderError? = nil
-        var retriesLeft = call.settings.maxRetries
-        while true {
-            try await breaker.admit(model: model.name, stop: stop)
-            attempts += 1
-            let estimate = TokenUsage(input: call.estimatedInputTokens, output: call.maxOutputTokens)
-            let waitStarted = clock.now
-            try await limiter.acquire(model: model.name, estimate: estimate)
-            SweepMetrics.rateLimitWait(model: model.name, seconds: (clock.now - waitStarted).inSeconds)
-            // Latency is the provider's: from the admitted attempt, not from waiting for a slot or a limit.
-            attemptStarted = clock.now
-            let response: ChatResponse
-            do {
-                response = try await attempt()
-            } catch {
-                try await limiter.settle(
-                    model: model.name, estimate: estimate,
-                    actual: TokenUsage(input: call.estimatedInputTokens, output: 0))
-                // A cancelled call (a worker shutting down) is not a provider failure: record nothing.
-                try Task.checkCancellation()
-                lastError = error
-                if error.isFatal {
-                    throw await stop.raise(
-                        "provider \(call.settings.name), model \(model.name) (\(model.modelID)): \(error.description)")
-                }
-                if error.isTransport, await breaker.failed(model: model.name) {
-                    // The model is paused: this call waits for it instead of failing, its task stays pending.
-                    logger.warning(
-                        "model paused after repeated transport failures",
-                        metadata: ["model": "\(model.name)", "error": "\(error.description)"])
-                    retriesLeft = call.settings.maxRetries
+
+        func callAndRecord() async throws -> ModelAnswer? {
+            let clock = ContinuousClock()
+            var attemptStarted = clock.now
+            func record(status: String, response: ChatResponse?, error: ProviderError?, cost: Double, attempts: Int)
+                async throws -> ModelAnswer?
+            {
+                try await records.record(
+                    .init(
+                        key: call.key, taskID: call.taskID, role: call.role, model: model.name, prompt: call.prompt,
+                        sampleIndex: call.sampleIndex, status: status, response: response?.text,
+                        error: error?.description, inputTokens: response?.inputTokens ?? 0,
+                        outputTokens: response?.outputTokens ?? 0,
+                        latencyMilliseconds: milliseconds(clock.now - attemptStarted), costUSD: cost,
+                        attempts: attempts,
+                        truncated: response?.truncated ?? false))
+            }
+            var attempts = 0
+            var lastError: ProviderError? = nil
+            var retriesLeft = call.settings.maxRetries
+            while true {
+                try await breaker.admit(model: model.name, stop: stop)
+                attempts += 1
+                let estimate = TokenUsage(input: call.estimatedInputTokens, output: call.maxOutputTokens)
+                let waitStarted = clock.now
+                try await limiter.acquire(model: model.name, estimate: estimate)
+                SweepMetrics.rateLimitWait(model: model.name, seconds: (clock.now - waitStarted).inSeconds)
+                // Latency is the provider's: from the admitted attempt, not from waiting for a slot or a limit.
+                attemptStarted = clock.now
+                let response: ChatResponse
+                do {
+                    response = try await attempt()
+                } catch {
+                    try await limiter.settle(
+                        model: model.name, estimate: estimate,
+                        actual: TokenUsage(input: call.estimatedInputTokens, output: 0))
+                    // A cancelled call (a worker shutting down) is not a provider failure: record nothing.
+                    try Task.checkCancellation()
+                    lastError = error
+                    if error.isFatal {
+                        throw await stop.raise(
+                            "provider \(call.settings.name), model \(model.name) (\(model.modelID)): \(error.description)"
+                        )
+                    }
+                    if error.isTransport, await breaker.failed(model: model.name) {
+                        // The model is paused: this call waits for it instead of failing, its task stays pending.
+                        logger.warning(
+                            "model paused after repeated transport failures",
+                            metadata: ["model": "\(model.name)", "error": "\(error.description)"])
+                        retriesLeft = call.settings.maxRetries
+                        continue
+                    }
+                    if error.kind == .rateLimited {
+                        SweepMetrics.rateLimited(model: model.name)
+                        if let seconds = error.retryAfter {
+                            try await limiter.pause(model: model.name, seconds: seconds)
+                        }
+                    }
+                    guard error.isRetryable, retriesLeft > 0 else { break }
+                    retriesLeft -= 1
+                    let delay = backoff(attempt: attempts, retryAfter: error.retryAfter, key: call.key)
+                    logger.debug(
+                        "retrying a call",
+                        metadata: [
+                            "model": "\(model.name)", "task": "\(call.taskID)", "attempt": "\(attempts)",
+                            "error": "\(error.description)", "delay_s": "\(delay)",
+                        ])
+                    try await Task.sleep(for: .seconds(delay))
                     continue
                 }
-                if error.kind == .rateLimited {
-                    SweepMetrics.rateLimited(model: model.name)
-                    if let seconds = error.retryAfter { try await limiter.pause(model: model.name, seconds: seconds) }
-                }
-                guard error.isRetryable, retriesLeft > 0 else { break }
-                retriesLeft -= 1
-                let delay = backoff(attempt: attempts, retryAfter: error.retryAfter, key: call.key)
-                logger.debug(
-                    "retrying a call",
-                    metadata: [
-                        "model": "\(model.name)", "task": "\(call.taskID)", "attempt": "\(attempts)",
-                        "error": "\(error.description)", "delay_s": "\(delay)",
-                    ])
-                try await Task.sleep(for: .seconds(delay))
-                continue
+                await breaker.succeeded(model: model.name)
+                try await limiter.settle(
+                    model: model.name, estimate: estimate,
+                    actual: TokenUsage(input: response.inputTokens, output: response.outputTokens))
+                let cost =
+                    (Double(response.inputTokens) * model.inputUSDPerMillionTokens
+                        + Double(response.outputTokens) * model.outputUSDPerMillionTokens) / 1e6
+                paid = cost
+                // Cached before the budget is settled; an identical call recorded first is the answer that stands.
+                let standing = try await record(
+                    status: "ok", response: response, error: nil, cost: cost, attempts: attempts)
+                await counters.add(made: 1, stage: call.stage)
+                SweepMetrics.call(model: model.name, status: "ok", seconds: (clock.now - attemptStarted).inSeconds)
+                SweepMetrics.usage(
+                    model: model.name, inputTokens: response.inputTokens, outputTokens: response.outputTokens,
+                    costUSD: cost)
+                settled = true
+                try await budget?.settle(reserved: worstCase, actual: cost)
+                return standing ?? ModelAnswer(text: response.text, truncated: response.truncated)
             }
-            await breaker.succeeded(model: model.name)
-            try await limiter.settle(
-                model: model.name, estimate: estimate,
-                actual: TokenUsage(input: response.inputTokens, output: response.outputTokens))
-            let cost =
-                (Double(response.inputTokens) * model.inputUSDPerMillionTokens
-                    + Double(response.outputTokens) * model.outputUSDPerMillionTokens) / 1e6
-            paid = cost
-            // Cached before the budget is settled; an identical call recorded first is the answer that stands.
-            let standing = try await record(
-                status: "ok", response: response, error: nil, cost: cost, attempts: attempts)
-            await counters.add(made: 1, stage: call.stage)
-            SweepMetrics.call(model: model.name, status: "ok", seconds: (clock.now - attemptStarted).inSeconds)
-            SweepMetrics.usage(
-                model: model.name, inputTokens: response.inputTokens, outputTokens: response.outputTokens,
-                costUSD: cost)
+            logger.warning(
+                "call failed",
+                metadata: [
+                    "model": "\(model.name)", "task": "\(call.taskID)", "attempts": "\(attempts)",
+                    "error": "\(lastError?.description ?? "unknown")",
+                ])
+            _ = try await record(status: "failed", response: nil, error: lastError, cost: 0, attempts: attempts)
+            await counters.add(failed: 1, stage: call.stage)
+            SweepMetrics.call(model: model.name, status: "failed", seconds: (clock.now - attemptStarted).inSeconds)
             settled = true
-            try await budget?.settle(reserved: worstCase, actual: cost)
-            return standing ?? ModelAnswer(text: response.text, truncated: response.truncated)
+            try await budget?.settle(reserved: worstCase, actual: 0)
+            return nil
         }
-        logger.warning(
-            "call failed",
-            metadata: [
-                "model": "\(model.name)", "task": "\(call.taskID)", "attempts": "\(attempts)",
-                "error": "\(lastError?.description ?? "unknown")",
-            ])
-        _ = try await record(status: "failed", response: nil, error: lastError, cost: 0, attempts: attempts)
-        await counters.add(failed: 1, stage: call.stage)
-        SweepMetrics.call(model: model.name, status: "failed", seconds: (clock.now - attemptStarted).inSeconds)
-        settled = true
-        try await budget?.settle(reserved: worstCase, actual: 0)
-        return nil
     }
 
     /// Exponential backoff from 0.5 s with jitter (deterministic per call), or the provider's Retry-After.
