@@ -198,7 +198,8 @@ struct CoordinatorCommand: AsyncParsableCommand {
         }
         let started = ContinuousClock.now
         let throttle = ProgressThrottle(every: .seconds(5))
-        let coordinator = Coordinator(config: sweep, store: store, broker: broker, redis: redis, logger: logger)
+        let coordinator = Coordinator(
+            config: sweep, store: store, transport: broker, state: RedisSharedState(redis: redis), logger: logger)
         let live = ClusterLiveView(
             config: sweep, scope: "the coordinator (the whole sweep)", store: store, redis: redis)
         let progress: @Sendable ([String: [TaskState: Int]]) -> Void = { counts in
@@ -308,7 +309,8 @@ struct WorkerCommand: AsyncParsableCommand {
                         sweep, config: config, redis: redis, logger: logger, other: left)
                 }
                 let worker = Worker(
-                    config: config, sweepID: sweepID, broker: broker, redis: redis, providers: providers,
+                    config: config, sweepID: sweepID, transport: broker, state: RedisSharedState(redis: redis),
+                    providers: providers,
                     options: options, logger: logger)
                 await live.bind(sweepID: sweepID)
                 await live.bind(counters: worker.counters)
@@ -364,7 +366,8 @@ struct AggregatorCommand: AsyncParsableCommand {
             let aggregator: Aggregator
             do {
                 aggregator = try Aggregator(
-                    config: config, store: store, sweepID: sweepID, broker: broker, redis: redis,
+                    config: config, store: store, sweepID: sweepID, transport: broker,
+                    state: RedisSharedState(redis: redis),
                     refitInterval: refitSeconds, logger: logger)
             } catch {
                 throw CommandFailure("cannot read the store \(config.storePath): \(error)")

@@ -1,3 +1,4 @@
+import ConflictScope
 import Foundation
 import Logging
 import Testing

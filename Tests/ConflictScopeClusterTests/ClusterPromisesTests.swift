@@ -1,3 +1,4 @@
+import ConflictScope
 import Foundation
 import Logging
 import ServiceLifecycle
@@ -89,13 +90,15 @@ struct ClusterPromisesTests {
         let (broker, redis) = try connect("parts")
         defer { redis.shutdown() }
         let store = try ResultStore(path: config.storePath)
-        var coordinator = Coordinator(config: config, store: store, broker: broker, redis: redis, logger: logger)
+        var coordinator = Coordinator(
+            config: config, store: store, transport: broker, state: RedisSharedState(redis: redis), logger: logger)
         coordinator.registrationChunkBytes = 1_000
         let sweepID = try store.bindSweep(config)
         let aggregator = try Aggregator(
-            config: config, store: store, sweepID: sweepID, broker: broker, redis: redis, logger: logger)
+            config: config, store: store, sweepID: sweepID, transport: broker, state: RedisSharedState(redis: redis),
+            logger: logger)
         let worker = Worker(
-            config: config, sweepID: sweepID, broker: broker, redis: redis,
+            config: config, sweepID: sweepID, transport: broker, state: RedisSharedState(redis: redis),
             providers: EmbeddedSweep.providers(for: config, environment: [:]), logger: logger)
         let roles = Task {
             try await withThrowingDiscardingTaskGroup { group in
@@ -125,7 +128,8 @@ struct ClusterPromisesTests {
         let names = ClusterNames(sweepID: try store.bindSweep(config), sweepName: config.name)
         let running = RedisLease(redis: redis, key: names.coordinatorKey, owner: "the first", ttlMilliseconds: 30_000)
         #expect(try await running.acquire())
-        var second = Coordinator(config: config, store: store, broker: broker, redis: redis, logger: logger)
+        var second = Coordinator(
+            config: config, store: store, transport: broker, state: RedisSharedState(redis: redis), logger: logger)
         second.leaseWaitSeconds = 1
         await #expect(throws: Coordinator.AlreadyRunning.self) { _ = try await second.run() }
         #expect(try await running.holder() == "the first")
@@ -144,7 +148,8 @@ struct ClusterPromisesTests {
         var options = Worker.Options()
         options.sweepCheckSeconds = 0.2
         let worker = Worker(
-            config: config, sweepID: "stale-sweep", broker: broker, redis: redis, providers: [:], options: options,
+            config: config, sweepID: "stale-sweep", transport: broker, state: RedisSharedState(redis: redis),
+            providers: [:], options: options,
             logger: logger)
         let ending = Task { try await worker.runSweep() }
         try await Task.sleep(for: .milliseconds(500))
@@ -167,7 +172,7 @@ struct ClusterPromisesTests {
         options.maxHoldSeconds = 1
         options.maxAttempts = 1
         let worker = Worker(
-            config: config, sweepID: names.sweepID, broker: broker, redis: redis,
+            config: config, sweepID: names.sweepID, transport: broker, state: RedisSharedState(redis: redis),
             providers: EmbeddedSweep.providers(for: config, environment: [:]), options: options, logger: logger)
         let task = try #require(try SweepTasks(config: config).initial(store: store).first)
         try await broker.publish(Array(try JSONEncoder().encode(task)), to: names.taskQueue(for: task, config: config))
@@ -211,7 +216,8 @@ struct ClusterPromisesTests {
         for await _ in try await crasher.consume(queue, prefetch: 1) { break }
         await crasher.close()
         let worker = Worker(
-            config: config, sweepID: names.sweepID, broker: broker, redis: redis, providers: [:], options: options,
+            config: config, sweepID: names.sweepID, transport: broker, state: RedisSharedState(redis: redis),
+            providers: [:], options: options,
             logger: logger)
         let working = Task { try await worker.run() }
         let result = try #require(try await nextMessage(broker, names.results))
@@ -231,7 +237,8 @@ struct ClusterPromisesTests {
         // The second task is dead-lettered as the broker's delivery limit would: it is recorded dead and
         // kept on the dead queue for inspection (beside the first, which the worker dead-lettered).
         let aggregator = try Aggregator(
-            config: config, store: store, sweepID: names.sweepID, broker: other, redis: redis, logger: logger)
+            config: config, store: store, sweepID: names.sweepID, transport: other,
+            state: RedisSharedState(redis: redis), logger: logger)
         try await other.publish(Array(try JSONEncoder().encode(tasks[1])), to: names.deadTasks)
         let aggregating = Task { try await aggregator.run() }
         var state: String?
@@ -273,7 +280,7 @@ struct ClusterPromisesTests {
         var options = Worker.Options()
         options.drainSeconds = 0.5
         let worker = Worker(
-            config: config, sweepID: names.sweepID, broker: broker, redis: redis,
+            config: config, sweepID: names.sweepID, transport: broker, state: RedisSharedState(redis: redis),
             providers: EmbeddedSweep.providers(for: config, environment: [:]), options: options, logger: logger)
         let task = try #require(try SweepTasks(config: config).initial(store: store).first)
         try await broker.publish(Array(try JSONEncoder().encode(task)), to: names.taskQueue(for: task, config: config))

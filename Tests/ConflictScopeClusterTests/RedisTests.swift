@@ -284,9 +284,9 @@ struct RedisTests {
         try await budget.start(spentUSD: 0.5)
         #expect(try await budget.reserve(0.1))
         _ = try await client.delete(["cs:\(namespace):budget:spent", "cs:\(namespace):budget:reserved"])
-        await #expect(throws: RedisBudget.Unknown.self) { try await budget.reserve(0.1) }
+        await #expect(throws: BudgetUnknown.self) { try await budget.reserve(0.1) }
         try await budget.settle(reserved: 0.1, actual: 0.02)
-        await #expect(throws: RedisBudget.Unknown.self) { try await budget.reserve(0.1) }
+        await #expect(throws: BudgetUnknown.self) { try await budget.reserve(0.1) }
         try await budget.start(spentUSD: 0.92)
         #expect(try await budget.reserve(0.08))
         #expect(try await budget.reserve(0.000_001) == false)
@@ -296,8 +296,8 @@ struct RedisTests {
     // MARK: - Response cache
 
     @Test func cacheStoresAndClaimsExclusively() async throws {
-        let cache = RedisResponseCache(redis: try makeClient(), namespace: namespace)
-        let other = RedisResponseCache(redis: try makeClient(), namespace: namespace)
+        let cache = SharedResponseCache(state: RedisSharedState(redis: try makeClient()), namespace: namespace)
+        let other = SharedResponseCache(state: RedisSharedState(redis: try makeClient()), namespace: namespace)
         #expect(try await cache.get("k") == nil)
         try await cache.set("k", "{\"answer\": \"A\"}")
         #expect(try await other.get("k") == "{\"answer\": \"A\"}")
@@ -321,7 +321,7 @@ struct RedisTests {
 
     /// A claim renewed while its owner works outlives its time to live; one left alone lapses.
     @Test func aRenewedClaimOutlivesItsTimeToLive() async throws {
-        let cache = RedisResponseCache(redis: try makeClient(), namespace: namespace)
+        let cache = SharedResponseCache(state: RedisSharedState(redis: try makeClient()), namespace: namespace)
         let held = cache.claim("slow-call", owner: "worker-1", ttlMilliseconds: 300)
         let rival = cache.claim("slow-call", owner: "worker-2", ttlMilliseconds: 300)
         #expect(try await held.acquire())

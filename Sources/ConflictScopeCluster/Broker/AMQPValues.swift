@@ -1,4 +1,5 @@
 import CRabbitMQ
+import ConflictScope
 
 #if canImport(Glibc)
     import Glibc

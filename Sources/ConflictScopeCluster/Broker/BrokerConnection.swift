@@ -1,3 +1,4 @@
+import ConflictScope
 import Foundation
 import Logging
 
@@ -9,7 +10,7 @@ import Logging
 ///
 /// Channel 1 publishes in confirm mode, channel 2 carries the consumers, channel 3 queue administration.
 /// Delivery is at least once: a message can arrive twice after a reconnect.
-public final class BrokerConnection: Sendable {
+public final class BrokerConnection: TaskTransport {
     // Sendable without @unchecked: every stored property is an immutable Sendable value. The C connection and
     // all mutable state live in `BrokerWorker`, which only its own thread touches; Swift callers talk to it
     // through `BrokerMailbox`, whose state is lock-protected.

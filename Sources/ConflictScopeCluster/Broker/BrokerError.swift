@@ -1,3 +1,5 @@
+import ConflictScope
+
 /// Why a broker operation failed. Descriptions never contain the password.
 ///
 /// Compare with the static members (`error == .connectionClosed`): equality looks only at the kind of

@@ -1,3 +1,4 @@
+import ConflictScope
 import Foundation
 
 #if canImport(Glibc)

@@ -1,3 +1,4 @@
+import ConflictScope
 import Foundation
 
 /// Where and how to reach RabbitMQ: `amqp://user:password@host:port/vhost`, or `amqps://` for TLS.

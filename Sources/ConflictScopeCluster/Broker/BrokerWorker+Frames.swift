@@ -1,4 +1,5 @@
 import CRabbitMQ
+import ConflictScope
 import Logging
 
 /// A delivery whose header and body frames are still being read.

@@ -1,4 +1,5 @@
 import CRabbitMQ
+import ConflictScope
 import Logging
 
 /// A synchronous AMQP method waiting for its turn on a channel.

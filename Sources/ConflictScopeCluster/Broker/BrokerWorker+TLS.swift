@@ -1,4 +1,5 @@
 import CRabbitMQ
+import ConflictScope
 
 /// Why a TLS socket could not be set up; names files, never credentials.
 struct TLSSetupProblem: Error, CustomStringConvertible {

@@ -1,4 +1,5 @@
 import CRabbitMQ
+import ConflictScope
 import Foundation
 import Logging
 

@@ -2,7 +2,7 @@ import ConflictScope
 
 /// The sweep's spending limit shared by every worker, kept in Redis as integer micro-dollars:
 /// `cs:{namespace}:budget:spent` (settled costs) and `cs:{namespace}:budget:reserved` (calls in flight).
-public struct RedisBudget: BudgetGate {
+public struct RedisBudget: SharedBudget {
     private let redis: RedisClient
     private let spentKey: String
     private let reservedKey: String
@@ -24,18 +24,12 @@ public struct RedisBudget: BudgetGate {
             Self.startScript, keys: [spentKey, reservedKey], arguments: [String(Self.micros(spentUSD))])
     }
 
-    /// The budget's keys are missing (Redis lost them and the coordinator has not restored them yet): no call
-    /// may start, since nothing says how much is left.
-    public struct Unknown: Error, CustomStringConvertible {
-        public var description: String { "the sweep's budget is not in Redis yet (the coordinator restores it)" }
-    }
-
     public func reserve(_ usd: Double) async throws -> Bool {
         let reply = try await redis.evaluate(
             Self.reserveScript, keys: [spentKey, reservedKey], arguments: [String(Self.micros(usd)), String(limit)]
         )
         guard let admitted = reply.integer else { throw RedisError.unexpectedReply("an integer from reserve") }
-        if admitted == -1 { throw Unknown() }
+        if admitted == -1 { throw BudgetUnknown() }
         return admitted == 1
     }
 

@@ -1,3 +1,5 @@
+import ConflictScope
+
 extension RedisClient {
     /// SET, with an expiry when `ttlSeconds` is given.
     public func set(_ key: String, _ value: String, ttlSeconds: Int? = nil) async throws {

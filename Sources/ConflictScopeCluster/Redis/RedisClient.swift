@@ -1,3 +1,4 @@
+import ConflictScope
 import Logging
 
 /// A Redis client over one hiredis connection, safe to share between tasks.

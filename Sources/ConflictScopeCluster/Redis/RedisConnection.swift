@@ -1,4 +1,5 @@
 import CHiredis
+import ConflictScope
 import Foundation
 import Logging
 

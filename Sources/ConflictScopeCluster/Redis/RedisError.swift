@@ -1,3 +1,5 @@
+import ConflictScope
+
 /// A failure reported by Redis or by ``RedisClient``. Its description never contains credentials.
 public struct RedisError: Error, Sendable, Equatable, CustomStringConvertible {
     private enum Code: Sendable, Equatable {

@@ -17,7 +17,7 @@ import Foundation
 /// for ever; the hold lasts until its owner's retry (plus 100 ms) and is dropped when the owner is admitted.
 ///
 /// A pause (`...:paused`, µs) blocks every call to the account until it ends, also for models without limits.
-public struct RedisRateLimiter: RateLimiter {
+public struct RedisRateLimiter: SharedRateLimiter {
     private let redis: RedisClient
     private let namespace: String
     private let limits: [String: ModelRateLimit]

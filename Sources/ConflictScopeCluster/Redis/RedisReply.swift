@@ -1,3 +1,5 @@
+import ConflictScope
+
 /// A Redis reply. Error replies are not values: ``RedisClient/command(_:)`` throws them as ``RedisError``.
 public enum RedisReply: Sendable, Equatable {
     /// A bulk string (binary-safe; bytes that are not UTF-8 are repaired by `String(decoding:as:)`).

@@ -1,3 +1,5 @@
+import ConflictScope
+
 /// A Lua script run with ``RedisClient/evaluate(_:keys:arguments:)``, identified by its SHA-1 as EVALSHA
 /// requires.
 public struct RedisScript: Sendable {

@@ -1,3 +1,4 @@
+import ConflictScope
 import Foundation
 
 /// Where and how to reach Redis, parsed from `redis://[[user]:password@]host[:port][/db]`.

@@ -1,7 +1,5 @@
-import ConflictScope
-
-/// Names of a sweep's queues and Redis keys. Everything is namespaced by the sweep id (a UUID kept
-/// in the store), so sweeps sharing a broker or Redis never see each other's state. Queue names also
+/// Names of a sweep's queues and shared-state keys. Everything is namespaced by the sweep id (a UUID kept
+/// in the store), so sweeps sharing a broker or a shared state never see each other's state. Queue names also
 /// carry the sweep's name (`cs.<name>.<id>.…`), so an autoscaler can count one deployment's queues with a
 /// pattern fixed before the id is known (k8s/autoscaling.yaml).
 public struct ClusterNames: Sendable {
@@ -98,7 +96,7 @@ public struct ClusterNames: Sendable {
     /// The aggregator's live rankings (JSON), for `status`.
     public var liveKey: String { "cs:\(sweepID):live" }
 
-    /// The running coordinator's lease (`RedisLease`): a second coordinator of the sweep refuses to start.
+    /// The running coordinator's lease (a `Lease`): a second coordinator of the sweep refuses to start.
     public var coordinatorKey: String { "cs:\(sweepID):coordinator" }
 
     /// How often a task was delivered with the redelivered flag (a task that keeps crashing or stalling

@@ -1,18 +1,17 @@
-import ConflictScope
 import Foundation
 import Logging
 
 /// Starts (or resumes) a cluster sweep and waits for it to finish.
 ///
-/// It registers the sweep (its id in the store), tells workers the id through Redis, declares every
-/// queue before traffic, copies the store's answers into the Redis response cache (so a resumed
-/// sweep, or one whose Redis was lost, pays for nothing twice), registers and publishes the tasks
+/// It registers the sweep (its id in the store), tells workers the id through the shared state, declares every
+/// queue before traffic, copies the store's answers into the shared response cache (so a resumed
+/// sweep, or one whose shared state was lost, pays for nothing twice), registers and publishes the tasks
 /// the store does not have as done, and decides completion from the store's task table alone.
 public struct Coordinator: Sendable {
     let config: SweepConfig
     let store: ResultStore
-    let broker: BrokerConnection
-    let redis: RedisClient
+    let transport: any TaskTransport
+    let state: any SharedState
     let logger: Logger
     /// Seconds between looks at the task table.
     var pollInterval = 0.5
@@ -26,20 +25,20 @@ public struct Coordinator: Sendable {
     var registrationChunkBytes = 4 * 1024 * 1024
     let identity = UUID().uuidString
 
-    public init(config: SweepConfig, store: ResultStore, broker: BrokerConnection, redis: RedisClient, logger: Logger) {
+    public init(
+        config: SweepConfig, store: ResultStore, transport: any TaskTransport, state: any SharedState, logger: Logger
+    ) {
         self.config = config
         self.store = store
-        self.broker = broker
-        self.redis = redis
+        self.transport = transport
+        self.state = state
         self.logger = logger
     }
 
     /// Tells workers the sweep's id under its name. The key expires unless a coordinator renews it, so a sweep
     /// that ended never leaves its id to the next sweep of that name.
     private func publishName(_ sweepID: String) async throws {
-        _ = try await redis.command([
-            "SET", ClusterNames.sweepKey(configName: config.name), sweepID, "PX", String(Int(leaseSeconds * 1000)),
-        ])
+        try await state.set(ClusterNames.sweepKey(configName: config.name), sweepID, ttlSeconds: leaseSeconds)
     }
 
     /// Another coordinator of the same sweep holds the lease.
@@ -58,8 +57,7 @@ public struct Coordinator: Sendable {
     {
         let sweepID = try store.bindSweep(config)
         let names = ClusterNames(sweepID: sweepID, sweepName: config.name)
-        let lease = RedisLease(
-            redis: redis, key: names.coordinatorKey, owner: identity, ttlMilliseconds: Int(leaseSeconds * 1000))
+        let lease = state.lease(names.coordinatorKey, owner: identity, ttlMilliseconds: Int(leaseSeconds * 1000))
         let waitUntil = ContinuousClock.now + .seconds(leaseWaitSeconds)
         while try await !lease.acquire() {
             guard ContinuousClock.now < waitUntil else { throw AlreadyRunning(sweepID: sweepID) }
@@ -70,7 +68,7 @@ public struct Coordinator: Sendable {
         var renewedAt = ContinuousClock.now
         do {
             let summary = try await run(names: names, progress: progress) {
-                // Renews the lease and the name key every third of their life. A lease Redis lost (a restart
+                // Renews the lease and the name key every third of their life. A lease the shared state lost (a restart
                 // without its data) is taken again; one another coordinator holds ends this one.
                 guard ContinuousClock.now - renewedAt > .seconds(leaseSeconds / 3) else { return }
                 if try await !lease.renew(), try await !lease.acquire() {
@@ -93,10 +91,10 @@ public struct Coordinator: Sendable {
     ) async throws -> EmbeddedSweep.Summary {
         let sweepID = names.sweepID
         // A new start retries what an earlier stop left pending (after the key or model is fixed).
-        try await redis.delete([names.stopKey])
-        try await broker.declare(names.queueSpecs(config))
+        try await state.delete([names.stopKey])
+        try await transport.declare(names.queueSpecs(config))
         if let limit = config.maxCostUSD {
-            try await RedisBudget(redis: redis, namespace: sweepID, limitUSD: limit).start(
+            try await state.budget(namespace: sweepID, limitUSD: limit).start(
                 spentUSD: try store.spentUSD())
         }
         let cached = try await preloadCache(names)
@@ -111,19 +109,19 @@ public struct Coordinator: Sendable {
         let registration = UUID().uuidString
         // Markers of earlier runs no longer count: a task is published again only because the store
         // lacks its result, which may have been lost with the broker's data after a worker finished it.
-        try await redis.set(names.runKey, registration, ttlSeconds: nil)
+        try await state.set(names.runKey, registration)
         let bodies = try tasks.map { Array(try JSONEncoder().encode($0)) }
         let parts = Self.chunks(bodies.map(\.count), limit: registrationChunkBytes)
         for (index, range) in parts.enumerated() {
             let message = ClusterMessage.register(
                 id: registration, tasks: Array(tasks[range]), last: index == parts.count - 1)
-            try await broker.publish(try message.encoded(), to: names.results)
+            try await transport.publish(try message.encoded(), to: names.results)
         }
         if !tasks.isEmpty {
             try await withThrowingDiscardingTaskGroup { group in
                 for (task, body) in zip(tasks, bodies) {
                     let queue = names.taskQueue(for: task, config: config)
-                    group.addTask { try await broker.publish(body, to: queue) }
+                    group.addTask { try await transport.publish(body, to: queue) }
                 }
             }
         }
@@ -133,9 +131,9 @@ public struct Coordinator: Sendable {
             let registered = try store.hasRegistration(registration)
             let counts = try store.taskCounts()
             progress?(counts)
-            try await restoreAfterRedisLoss(names, run: registration)
+            try await restoreAfterStateLoss(names, run: registration)
             try await renew()
-            if let line = try await redis.get(names.stopKey) {
+            if let line = try await state.get(names.stopKey) {
                 logger.error("sweep stopped; its unfinished tasks stay pending", metadata: ["reason": "\(line)"])
                 throw SweepStopped(line: line)
             }
@@ -173,21 +171,21 @@ public struct Coordinator: Sendable {
         return ranges
     }
 
-    /// A restarted Redis has lost the run id and the budget; they are set again from the coordinator and
+    /// A restarted shared state (Redis) has lost the run id and the budget; they are set again from the coordinator and
     /// the store (the name key and the lease are renewed anyway).
-    func restoreAfterRedisLoss(_ names: ClusterNames, run: String) async throws {
-        guard try await redis.get(names.runKey) == nil else { return }
-        logger.warning("redis lost the sweep; restoring it from the store")
-        try await redis.set(names.runKey, run, ttlSeconds: nil)
+    func restoreAfterStateLoss(_ names: ClusterNames, run: String) async throws {
+        guard try await state.get(names.runKey) == nil else { return }
+        logger.warning("the shared state lost the sweep; restoring it from the store")
+        try await state.set(names.runKey, run)
         if let limit = config.maxCostUSD {
-            let budget = RedisBudget(redis: redis, namespace: names.sweepID, limitUSD: limit)
+            let budget = state.budget(namespace: names.sweepID, limitUSD: limit)
             try await budget.start(spentUSD: try store.spentUSD())
         }
     }
 
     /// Copies every successful answer in the store into the response cache; returns how many.
     func preloadCache(_ names: ClusterNames) async throws -> Int {
-        let cache = RedisResponseCache(redis: redis, namespace: names.sweepID)
+        let cache = SharedResponseCache(state: state, namespace: names.sweepID)
         var after = ""
         var count = 0
         while true {

@@ -1,4 +1,3 @@
-import ConflictScope
 import Foundation
 
 /// What the aggregator consumes from the results queue (JSON bodies).

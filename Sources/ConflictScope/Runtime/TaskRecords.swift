@@ -1,25 +1,24 @@
-import ConflictScope
 import Foundation
 
 /// A worker's `SweepRecords` for one task: rows are collected for the task's result message (the
-/// aggregator is the store's only writer) and answers go through the sweep's Redis response cache.
+/// aggregator is the store's only writer) and answers go through the sweep's shared response cache.
 ///
 /// The cache doubles as a cross-worker single flight: before a call, a worker claims its request
 /// key; another worker asking the same request meanwhile waits for the cached answer instead of
 /// paying for it again. A claim is a lease of `claimSeconds`, renewed every third of that while the
 /// call runs (through rate-limit waits, retries and slow providers), so it lapses only when its worker
-/// died or lost Redis. An answer is cached only if none is: a late duplicate adopts the earlier answer.
+/// died or lost the shared state. An answer is cached only if none is: a late duplicate adopts the earlier answer.
 final class TaskRecords: SweepRecords, @unchecked Sendable {
-    private let cache: RedisResponseCache
+    private let cache: SharedResponseCache
     private let owner: String
     private let claimSeconds: Double
     // `batch`, `claimed` and `renewal` are guarded by `lock`: a task's calls may run concurrently.
     private let lock = NSLock()
     private var batch = ResultBatch()
-    private var claimed: [String: RedisLease] = [:]
+    private var claimed: [String: any Lease] = [:]
     private var renewal: Task<Void, Never>?
 
-    init(cache: RedisResponseCache, owner: String, claimSeconds: Double = 15) {
+    init(cache: SharedResponseCache, owner: String, claimSeconds: Double = 15) {
         self.cache = cache
         self.owner = owner
         self.claimSeconds = claimSeconds

@@ -1,4 +1,3 @@
-import ConflictScope
 import Foundation
 import Logging
 import ServiceLifecycle
@@ -10,22 +9,22 @@ public final class Aggregator: Service, Sendable {
     let config: SweepConfig
     let store: ResultStore
     let names: ClusterNames
-    let broker: BrokerConnection
-    let redis: RedisClient
+    let transport: any TaskTransport
+    let state: any SharedState
     let logger: Logger
     /// Seconds between live refits (when judgments arrived since the last).
     let refitInterval: Double
     private let live: LiveState
 
     public init(
-        config: SweepConfig, store: ResultStore, sweepID: String, broker: BrokerConnection, redis: RedisClient,
+        config: SweepConfig, store: ResultStore, sweepID: String, transport: any TaskTransport, state: any SharedState,
         refitInterval: Double = 2, logger: Logger
     ) throws {
         self.config = config
         self.store = store
         self.names = ClusterNames(sweepID: sweepID, sweepName: config.name)
-        self.broker = broker
-        self.redis = redis
+        self.transport = transport
+        self.state = state
         self.refitInterval = refitInterval
         var logger = logger
         logger[metadataKey: "sweep"] = "\(sweepID)"
@@ -36,10 +35,10 @@ public final class Aggregator: Service, Sendable {
     }
 
     public func run() async throws {
-        try await broker.declare(names.queueSpecs(config))
-        let deliveries = try await broker.consume(names.results, prefetch: 256)
-        let dead = try await broker.consume(names.deadTasks, prefetch: 64)
-        logger.info("aggregator consuming", metadata: ["broker.queue": "\(names.results)"])
+        try await transport.declare(names.queueSpecs(config))
+        let deliveries = try await transport.consume(names.results, prefetch: 256)
+        let dead = try await transport.consume(names.deadTasks, prefetch: 64)
+        logger.info("aggregator consuming", metadata: ["transport.queue": "\(names.results)"])
         await withGracefulShutdownHandler {
             await withDiscardingTaskGroup { group in
                 group.addTask { await self.refitLoop() }
@@ -50,7 +49,7 @@ public final class Aggregator: Service, Sendable {
         } onGracefulShutdown: {
             // Messages are stored one at a time: stop taking more and close; the unacknowledged
             // rest is redelivered to the next aggregator.
-            Task { await self.broker.close() }
+            Task { await self.transport.close() }
         }
         await publishLive()
         logger.info("aggregator stopped")
@@ -61,15 +60,15 @@ public final class Aggregator: Service, Sendable {
         do {
             message = try ClusterMessage.decode(delivery.body)
         } catch {
-            logger.error("undecodable result dead-lettered", metadata: ["broker.queue": "\(delivery.queue)"])
-            await broker.reject(delivery, requeue: false)
+            logger.error("undecodable result dead-lettered", metadata: ["transport.queue": "\(delivery.queue)"])
+            await transport.reject(delivery, requeue: false)
             return
         }
         if let problem = message.problem(in: config) {
             logger.error(
                 "result not of this sweep dead-lettered",
-                metadata: ["broker.queue": "\(delivery.queue)", "result.problem": "\(problem)"])
-            await broker.reject(delivery, requeue: false)
+                metadata: ["transport.queue": "\(delivery.queue)", "result.problem": "\(problem)"])
+            await transport.reject(delivery, requeue: false)
             return
         }
         do {
@@ -81,12 +80,12 @@ public final class Aggregator: Service, Sendable {
                 await live.add(batch.judgments)
                 SweepMetrics.resultStored(stage: PipelineTask.stage(ofID: outcome.taskID)?.rawValue ?? "unknown")
             }
-            await broker.ack(delivery)
+            await transport.ack(delivery)
         } catch {
             // The store failed (disk full, for example): stop rather than ack what was not stored.
             logger.critical("cannot store a result", metadata: ["error": "\(error)"])
-            await broker.reject(delivery, requeue: true)
-            await broker.close()
+            await transport.reject(delivery, requeue: true)
+            await transport.close()
         }
     }
 
@@ -106,17 +105,17 @@ public final class Aggregator: Service, Sendable {
                 }
             } catch {
                 logger.critical("cannot store a dead task", metadata: ["error": "\(error)"])
-                await broker.reject(delivery, requeue: true)
-                await broker.close()
+                await transport.reject(delivery, requeue: true)
+                await transport.close()
                 return
             }
         }
         do {
-            try await broker.publish(delivery.body, to: names.dead, headers: delivery.headers)
-            await broker.ack(delivery)
+            try await transport.publish(delivery.body, to: names.dead, headers: delivery.headers)
+            await transport.ack(delivery)
         } catch {
             // The broker is in trouble: the message comes back when it is reachable again.
-            await broker.reject(delivery, requeue: true)
+            await transport.reject(delivery, requeue: true)
         }
     }
 
@@ -127,11 +126,12 @@ public final class Aggregator: Service, Sendable {
         }
     }
 
-    /// Refits if judgments arrived since the last refit and publishes the rankings to Redis.
+    /// Refits if judgments arrived since the last refit and publishes the rankings to the shared state.
     func publishLive() async {
         guard let snapshot = await live.refitIfChanged() else { return }
         do {
-            try await redis.set(names.liveKey, snapshot.serialized(), ttlSeconds: RedisResponseCache.timeToLiveSeconds)
+            try await state.set(
+                names.liveKey, snapshot.serialized(), ttlSeconds: Double(SharedResponseCache.timeToLiveSeconds))
         } catch {
             logger.warning("cannot publish live rankings", metadata: ["error": "\(error)"])
         }

@@ -1,10 +1,9 @@
-import ConflictScope
 import Foundation
 import Logging
 import ServiceLifecycle
 
 /// A stateless worker: takes a task from any of the sweep's task queues, makes its calls under the
-/// shared Redis rate limits and budget, publishes its follow-up tasks and its result, then acks.
+/// shared rate limits and budget, publishes its follow-up tasks and its result, then acks.
 ///
 /// Each (stage, model) queue has its own consumer with a bounded prefetch, so a worker holding
 /// tasks of a saturated model still receives tasks of every other model. On graceful shutdown
@@ -14,7 +13,7 @@ public final class Worker: Service, Sendable {
     public struct Options: Sendable {
         /// Unacknowledged tasks per queue (each waits for its model's rate limit).
         public var prefetch = 16
-        /// Attempts of a task whose handling fails for reasons other than the provider (Redis or
+        /// Attempts of a task whose handling fails for reasons other than the provider (shared state or
         /// broker trouble), before it is dead-lettered.
         public var maxAttempts = 5
         /// How long in-flight tasks may run after SIGTERM before they are left to redelivery.
@@ -37,8 +36,8 @@ public final class Worker: Service, Sendable {
 
     let config: SweepConfig
     let names: ClusterNames
-    let broker: BrokerConnection
-    let redis: RedisClient
+    let transport: any TaskTransport
+    let state: any SharedState
     let runner: SweepRunner
     let options: Options
     let logger: Logger
@@ -50,21 +49,21 @@ public final class Worker: Service, Sendable {
     private let stopped = StopBox()
 
     public init(
-        config: SweepConfig, sweepID: String, broker: BrokerConnection, redis: RedisClient,
+        config: SweepConfig, sweepID: String, transport: any TaskTransport, state: any SharedState,
         providers: [String: any LLMProvider], options: Options = Options(), logger: Logger
     ) {
         self.config = config
         self.names = ClusterNames(sweepID: sweepID, sweepName: config.name)
-        self.broker = broker
-        self.redis = redis
+        self.transport = transport
+        self.state = state
         self.options = options
         var logger = logger
         logger[metadataKey: "sweep"] = "\(sweepID)"
         self.logger = logger
-        let budget = config.maxCostUSD.map { RedisBudget(redis: redis, namespace: sweepID, limitUSD: $0) }
+        let budget = config.maxCostUSD.map { state.budget(namespace: sweepID, limitUSD: $0) }
         let caller = ModelCaller(
             config: config, providers: providers,
-            limiter: RedisRateLimiter(redis: redis, namespace: sweepID, limits: ModelRateLimit.limits(of: config)),
+            limiter: state.rateLimiter(namespace: sweepID, limits: ModelRateLimit.limits(of: config)),
             budget: budget)
         self.runner = SweepRunner(config: config, caller: caller)
     }
@@ -82,15 +81,15 @@ public final class Worker: Service, Sendable {
     /// Takes the sweep's tasks until shut down or until another sweep of the config's name starts.
     public func runSweep() async throws -> Ending {
         // A sweep stopped by a refusing provider takes no tasks until its coordinator is started again.
-        while let line = try await redis.get(names.stopKey) {
+        while let line = try await state.get(names.stopKey) {
             logger.warning(
                 "sweep stopped; waiting for the coordinator to start it again", metadata: ["reason": "\(line)"])
             try await Task.sleep(for: .seconds(5))
         }
-        try await broker.declare(names.queueSpecs(config))
+        try await transport.declare(names.queueSpecs(config))
         var streams: [AsyncStream<Delivery>] = []
         for queue in names.taskQueues(config) {
-            streams.append(try await broker.consume(queue, prefetch: options.prefetch))
+            streams.append(try await transport.consume(queue, prefetch: options.prefetch))
         }
         logger.info("worker consuming", metadata: ["worker.queues": "\(streams.count)"])
         // The deliveries are handled in a task of their own, so that a drain can cancel what is still
@@ -132,7 +131,7 @@ public final class Worker: Service, Sendable {
     private func drain(cancelling work: Task<Void, Never>? = nil) async {
         let running = await inFlight.value
         logger.info("worker draining", metadata: ["worker.in_flight": "\(running)"])
-        await broker.stopConsuming()
+        await transport.stopConsuming()
         let deadline = ContinuousClock.now + .seconds(options.drainSeconds)
         while await inFlight.value > 0, ContinuousClock.now < deadline {
             try? await Task.sleep(for: .milliseconds(100))
@@ -149,7 +148,7 @@ public final class Worker: Service, Sendable {
                 try? await Task.sleep(for: .milliseconds(20))
             }
         }
-        await broker.close()
+        await transport.close()
     }
 
     /// Returns the new sweep id once another sweep of this config's name has started, after ending the
@@ -159,13 +158,13 @@ public final class Worker: Service, Sendable {
         let key = ClusterNames.sweepKey(configName: config.name)
         while !Task.isCancelled {
             try? await Task.sleep(for: .seconds(interval))
-            guard let current = try? await redis.get(key), current != names.sweepID, !Task.isCancelled else {
+            guard let current = try? await state.get(key), current != names.sweepID, !Task.isCancelled else {
                 continue
             }
             logger.warning(
                 "another sweep of this name started; finishing the tasks held and moving to it",
                 metadata: ["sweep.next": "\(current)"])
-            await broker.stopConsuming()
+            await transport.stopConsuming()
             return current
         }
         return nil
@@ -183,16 +182,16 @@ public final class Worker: Service, Sendable {
         do {
             task = try JSONDecoder().decode(PipelineTask.self, from: Data(delivery.body))
         } catch {
-            logger.error("undecodable task dead-lettered", metadata: ["broker.queue": "\(delivery.queue)"])
-            await broker.reject(delivery, requeue: false)
+            logger.error("undecodable task dead-lettered", metadata: ["transport.queue": "\(delivery.queue)"])
+            await transport.reject(delivery, requeue: false)
             SweepMetrics.task(.deadLettered, stage: stage, model: model)
             return
         }
         if let problem = task.problem(in: config) {
             logger.error(
                 "task not of this sweep dead-lettered",
-                metadata: ["broker.queue": "\(delivery.queue)", "task.problem": "\(problem)"])
-            await broker.reject(delivery, requeue: false)
+                metadata: ["transport.queue": "\(delivery.queue)", "task.problem": "\(problem)"])
+            await transport.reject(delivery, requeue: false)
             SweepMetrics.task(.deadLettered, stage: stage, model: model)
             return
         }
@@ -203,8 +202,8 @@ public final class Worker: Service, Sendable {
                 // A task whose holders keep dying or timing out would cycle for ever: after `deliveryLimit`
                 // redeliveries it is dead (the store learns it; a rerun of the coordinator retries it).
                 let key = names.deliveriesKey(taskID: task.id)
-                let deliveries = try await redis.command(["INCR", key]).integer ?? 0
-                _ = try await redis.command(["EXPIRE", key, String(RedisResponseCache.timeToLiveSeconds)])
+                let deliveries = try await state.increment(
+                    key, ttlSeconds: Double(SharedResponseCache.timeToLiveSeconds))
                 if deliveries > options.deliveryLimit {
                     try await declareDead(
                         delivery, task: task, reason: "redelivered \(deliveries) times", stage: stage, model: model,
@@ -212,15 +211,15 @@ public final class Worker: Service, Sendable {
                     return
                 }
             }
-            // Without a run id (Redis lost it; the coordinator restores it) markers are neither read nor set.
-            let run = try await redis.get(names.runKey)
-            if let run, try await redis.get(names.doneKey(taskID: task.id, run: run)) != nil {
-                await broker.ack(delivery)
+            // Without a run id (the shared state lost it; the coordinator restores it) markers are neither read nor set.
+            let run = try await state.get(names.runKey)
+            if let run, try await state.get(names.doneKey(taskID: task.id, run: run)) != nil {
+                await transport.ack(delivery)
                 SweepMetrics.task(.acked, stage: stage, model: model)
                 return
             }
             let records = TaskRecords(
-                cache: RedisResponseCache(redis: redis, namespace: names.sweepID), owner: identity)
+                cache: SharedResponseCache(state: state, namespace: names.sweepID), owner: identity)
             let outcome: TaskOutcome
             do {
                 let followUps = try await handle(task, records: records)
@@ -234,19 +233,20 @@ public final class Worker: Service, Sendable {
             }
             // The result first: the aggregator (one consumer, in queue order) then stores this task's
             // rows and registers its follow-ups before any follow-up's result can arrive.
-            try await broker.publish(ClusterMessage.finished(outcome, records.rows).encoded(), to: names.results)
+            try await transport.publish(ClusterMessage.finished(outcome, records.rows).encoded(), to: names.results)
             try await withThrowingDiscardingTaskGroup { group in
                 for followUp in outcome.followUps {
                     let body = Array(try JSONEncoder().encode(followUp))
                     let queue = names.taskQueue(for: followUp, config: config)
-                    group.addTask { try await self.broker.publish(body, to: queue) }
+                    group.addTask { try await self.transport.publish(body, to: queue) }
                 }
             }
             if outcome.state == .done, let run {
-                try await redis.set(
-                    names.doneKey(taskID: task.id, run: run), "1", ttlSeconds: RedisResponseCache.timeToLiveSeconds)
+                try await state.set(
+                    names.doneKey(taskID: task.id, run: run), "1",
+                    ttlSeconds: Double(SharedResponseCache.timeToLiveSeconds))
             }
-            await broker.ack(delivery)
+            await transport.ack(delivery)
             SweepMetrics.task(.acked, stage: stage, model: model)
         } catch is CancellationError {
             // Shutting down: the broker redelivers the unacknowledged task.
@@ -290,18 +290,19 @@ public final class Worker: Service, Sendable {
     ) async throws {
         logger.error("task dead-lettered", metadata: ["reason": "\(reason)"])
         let outcome = TaskOutcome(taskID: task.id, state: .dead, followUps: [])
-        try await broker.publish(ClusterMessage.finished(outcome, ResultBatch()).encoded(), to: names.results)
-        await broker.reject(delivery, requeue: false)
+        try await transport.publish(ClusterMessage.finished(outcome, ResultBatch()).encoded(), to: names.results)
+        await transport.reject(delivery, requeue: false)
         SweepMetrics.task(.deadLettered, stage: stage, model: model)
     }
 
-    /// A provider refused a model outright: the sweep stops. The line goes to Redis (the coordinator stops
+    /// A provider refused a model outright: the sweep stops. The line goes to the shared state (the coordinator stops
     /// on it), this worker stops consuming, and its unacknowledged tasks (this one included) go back to their
     /// queues when the connection closes: pending, never `missing`.
     private func stopTakingTasks(_ stop: SweepStopped) async {
         guard await stopped.set(stop) else { return }
         logger.error("sweep stopped by the provider's answer", metadata: ["reason": "\(stop.line)"])
-        _ = try? await redis.setIfAbsent(names.stopKey, stop.line, ttlSeconds: RedisResponseCache.timeToLiveSeconds)
+        _ = try? await state.setIfAbsent(
+            names.stopKey, stop.line, ttlSeconds: Double(SharedResponseCache.timeToLiveSeconds))
         // Not awaited: the drain waits for the tasks in flight, and this one is among them until it returns.
         Task { await self.drain() }
     }
@@ -316,10 +317,10 @@ public final class Worker: Service, Sendable {
             if attempt <= options.maxAttempts {
                 logger.warning("task failed; retrying", metadata: ["task.attempt": "\(attempt)", "error": "\(error)"])
                 let delay = options.retryDelayMilliseconds << min(attempt - 2, 6)
-                try await broker.publish(
+                try await transport.publish(
                     delivery.body, to: names.retryQueue(of: delivery.queue), headers: ["x-attempt": "\(attempt)"],
                     expirationMilliseconds: delay)
-                await broker.ack(delivery)
+                await transport.ack(delivery)
                 SweepMetrics.task(.retried, stage: stage, model: model)
             } else {
                 try await declareDead(
