@@ -72,6 +72,7 @@ let package = Package(
             name: "ConflictScopeTests",
             dependencies: [
                 "ConflictScope",
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

@@ -47,6 +47,7 @@ public final class Worker: Service, Sendable {
     public var counters: CallCounters { runner.caller.counters }
     /// Why this worker stopped taking tasks (a provider refused a model outright), if it did.
     private let stopped = StopBox()
+    private let draining = Drain()
 
     public init(
         config: SweepConfig, sweepID: String, transport: any TaskTransport, state: any SharedState,
@@ -115,8 +116,10 @@ public final class Worker: Service, Sendable {
         await withGracefulShutdownHandler {
             await work.value
         } onGracefulShutdown: {
-            Task { await self.drain(cancelling: work) }
+            self.draining.start { await self.drain(cancelling: work) }
         }
+        // The drain closes the connection (what this worker held goes back to its queues) after the work ends.
+        await draining.finished()
         replaced.cancel()
         logger.info("worker stopped")
         // Exits non-zero with the line, so an orchestrator restarts it (it then waits for the coordinator).
@@ -259,7 +262,7 @@ public final class Worker: Service, Sendable {
     /// broker's consumer timeout takes back everything this worker holds.
     struct HeldTooLong: Error, CustomStringConvertible {
         let seconds: Double
-        var description: String { "the task ran past \(Int(seconds)) s (max_hold) and was cancelled" }
+        var description: String { "the task ran past \(seconds) s (max_hold) and was cancelled" }
     }
 
     /// `runner.handle`, cancelled with `HeldTooLong` after `maxHoldSeconds`. Claims of calls that never
@@ -304,7 +307,7 @@ public final class Worker: Service, Sendable {
         _ = try? await state.setIfAbsent(
             names.stopKey, stop.line, ttlSeconds: Double(SharedResponseCache.timeToLiveSeconds))
         // Not awaited: the drain waits for the tasks in flight, and this one is among them until it returns.
-        Task { await self.drain() }
+        draining.start { await self.drain() }
     }
 
     /// Publishes the task to its retry queue (it comes back after a delay), or after `maxAttempts`
@@ -344,6 +347,19 @@ actor StopBox {
         reason = stop
         return true
     }
+}
+
+/// The worker's drain, started once (by SIGTERM or a refusing provider); the worker's run waits for it.
+final class Drain: @unchecked Sendable {
+    // Guarded by `lock`.
+    private let lock = NSLock()
+    private var task: Task<Void, Never>?
+
+    func start(_ body: @escaping @Sendable () async -> Void) {
+        lock.withLock { if task == nil { task = Task { await body() } } }
+    }
+
+    func finished() async { await lock.withLock { task }?.value }
 }
 
 /// Tasks in flight in this process.

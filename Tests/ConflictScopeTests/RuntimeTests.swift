@@ -1,0 +1,400 @@
+import Foundation
+import Logging
+import ServiceLifecycle
+import Testing
+
+@testable import ConflictScope
+
+/// Counts the provider calls that were answered (what a real provider would charge for), per request.
+final class CountingProvider: LLMProvider, @unchecked Sendable {
+    let inner: any LLMProvider
+    private let lock = NSLock()
+    private var answered: [String: Int] = [:]
+
+    init(_ inner: any LLMProvider) { self.inner = inner }
+
+    func chat(_ request: ChatRequest) async throws(ProviderError) -> ChatResponse {
+        let response = try await inner.chat(request)
+        lock.withLock { answered[String(describing: request), default: 0] += 1 }
+        return response
+    }
+
+    func embed(_ texts: [String], model: String) async throws(ProviderError) -> [[Double]] {
+        try await inner.embed(texts, model: model)
+    }
+
+    /// Answers beyond the first for one request.
+    var paidTwice: Int { lock.withLock { answered.values.reduce(0) { $0 + $1 - 1 } } }
+    var calls: Int { lock.withLock { answered.values.reduce(0, +) } }
+}
+
+/// The coordinator, workers and aggregator of one sweep in this process, over the in-memory transport
+/// and shared state: the cluster's logic without its servers.
+struct InProcessCluster {
+    let config: SweepConfig
+    let store: ResultStore
+    let broker: InMemoryBroker
+    let state = InMemorySharedState()
+    let provider: CountingProvider
+    let logger = Logger(label: "runtime-test")
+
+    init(_ config: SweepConfig, broker: InMemoryBroker = InMemoryBroker()) throws {
+        self.config = config
+        self.store = try ResultStore(path: config.storePath)
+        self.broker = broker
+        let simulated = try #require(EmbeddedSweep.providers(for: config, environment: [:])["sim"])
+        self.provider = CountingProvider(simulated)
+    }
+
+    func names() throws -> ClusterNames { ClusterNames(sweepID: try store.bindSweep(config), sweepName: config.name) }
+
+    func worker(_ options: Worker.Options = fastWorker()) async throws -> Worker {
+        Worker(
+            config: config, sweepID: try store.bindSweep(config), transport: await broker.connect(), state: state,
+            providers: ["sim": provider], options: options, logger: logger)
+    }
+
+    func aggregator() async throws -> Aggregator {
+        try Aggregator(
+            config: config, store: store, sweepID: try store.bindSweep(config), transport: await broker.connect(),
+            state: state, refitInterval: 0.2, logger: logger)
+    }
+
+    func coordinator() async -> Coordinator {
+        var coordinator = Coordinator(
+            config: config, store: store, transport: await broker.connect(), state: state, logger: logger)
+        coordinator.pollInterval = 0.05
+        return coordinator
+    }
+
+    static func fastWorker() -> Worker.Options {
+        var options = Worker.Options()
+        options.retryDelayMilliseconds = 10
+        options.drainSeconds = 0.5
+        options.sweepCheckSeconds = nil
+        return options
+    }
+
+    /// Runs `services` until `body` returns, then shuts them down gracefully.
+    func with<T: Sendable>(_ services: [any Service], _ body: () async throws -> T) async throws -> T {
+        let group = ServiceGroup(configuration: .init(services: services, logger: logger))
+        let running = Task { try await group.run() }
+        do {
+            let result = try await body()
+            await group.triggerGracefulShutdown()
+            try await running.value
+            return result
+        } catch {
+            await group.triggerGracefulShutdown()
+            _ = try? await running.value
+            throw error
+        }
+    }
+
+    /// A whole sweep: the coordinator with an aggregator and `workers` workers.
+    func run(workers: Int = 2, options: Worker.Options = fastWorker()) async throws -> EmbeddedSweep.Summary {
+        var services: [any Service] = [try await aggregator()]
+        for _ in 0..<workers { services.append(try await worker(options)) }
+        let coordinator = await coordinator()
+        return try await with(services) { try await coordinator.run() }
+    }
+
+    func taskCount(_ state: TaskState) throws -> Int {
+        try store.taskCounts().values.reduce(0) { $0 + ($1[state] ?? 0) }
+    }
+
+    func allTasks() throws -> Int { try store.taskCounts().values.reduce(0) { $0 + $1.values.reduce(0, +) } }
+}
+
+/// A small sweep whose simulated answers take `latency` ms.
+func runtimeConfig(scenariosPerPair: Int = 2, latency: Int = 0, maxCost: Double? = nil) throws -> SweepConfig {
+    var (config, _) = try smallSweepConfig(scenariosPerPair: scenariosPerPair, maxCost: maxCost)
+    config.providers["sim"]?.latencyMilliseconds = latency
+    return config
+}
+
+/// The cluster's promises, role by role, in milliseconds: the roles over the in-memory transport and shared
+/// state (`ClusterPromisesTests` repeats the ones that depend on the servers against RabbitMQ and Redis).
+@Suite("Roles in one process", .serialized)
+struct RuntimeTests {
+    @Test(.timeLimit(.minutes(1)))
+    func theRolesInOneProcessMeasureWhatTheEmbeddedRunMeasures() async throws {
+        let embedded = try await EmbeddedSweep.run(config: try runtimeConfig())
+        let cluster = try InProcessCluster(try runtimeConfig())
+        let summary = try await cluster.run()
+        #expect(summary.deadTasks == 0)
+        #expect(try cluster.taskCount(.done) == cluster.allTasks())
+        #expect(summary.report == embedded.report)
+        #expect(cluster.provider.paidTwice == 0)
+        #expect(cluster.provider.calls == embedded.callsMade)
+    }
+
+    /// Every task delivered twice (a redelivery after a lost ack, a duplicate publish): each request is paid
+    /// for once, and the results are those of a clean run.
+    @Test(.timeLimit(.minutes(1)))
+    func duplicateDeliveriesPayOnce() async throws {
+        let clean = try await EmbeddedSweep.run(config: try runtimeConfig())
+        let cluster = try InProcessCluster(try runtimeConfig(latency: 20))
+        let names = try cluster.names()
+        let publisher = await cluster.broker.connect()
+        try await publisher.declare(names.queueSpecs(cluster.config))
+        // Copies of the first tasks, published ahead of the coordinator's.
+        for task in try SweepTasks(config: cluster.config).initial(store: cluster.store) {
+            try await publisher.publish(
+                Array(try JSONEncoder().encode(task)), to: names.taskQueue(for: task, config: cluster.config))
+        }
+        let summary = try await cluster.run(workers: 3)
+        #expect(summary.report == clean.report)
+        #expect(cluster.provider.paidTwice == 0)
+    }
+
+    /// A worker shut down while a slow call runs cancels it at the drain deadline and gives back the call's
+    /// claim and budget reservation; the task goes back to its queue, pending.
+    @Test(.timeLimit(.minutes(1)))
+    func theDrainCancelsAtItsDeadlineAndGivesBackClaimsAndReservations() async throws {
+        let cluster = try InProcessCluster(try runtimeConfig(latency: 30_000, maxCost: 25))
+        let names = try cluster.names()
+        let transport = await cluster.broker.connect()
+        try await transport.declare(names.queueSpecs(cluster.config))
+        try await cluster.state.budget(namespace: names.sweepID, limitUSD: 25).start(spentUSD: 0)
+        let task = try #require(try SweepTasks(config: cluster.config).initial(store: cluster.store).first)
+        let queue = names.taskQueue(for: task, config: cluster.config)
+        try await transport.publish(Array(try JSONEncoder().encode(task)), to: queue)
+        let reserved = "cs:\(names.sweepID):budget:reserved"
+        let worker = try await cluster.worker()
+        let stopping = try await cluster.with([worker]) { () -> ContinuousClock.Instant in
+            while try await cluster.state.get(reserved).flatMap(Int.init) ?? 0 == 0 {
+                try await Task.sleep(for: .milliseconds(10))
+            }
+            #expect(try await cluster.state.keys(prefix: "cs:\(names.sweepID):cache-claim:").count == 1)
+            return .now
+        }
+        #expect(ContinuousClock.now - stopping < .seconds(5), "the drain waited for the 30 s call")
+        #expect(try await cluster.state.get(reserved) == "0", "the reservation was not given back")
+        #expect(try await cluster.state.keys(prefix: "cs:\(names.sweepID):cache-claim:").isEmpty)
+        #expect(try await transport.queueState(queue)?.messages == 1, "the task is not back in its queue")
+        #expect(cluster.provider.calls == 0)
+    }
+
+    /// A task that keeps killing the workers that take it is dead-lettered by the broker's delivery limit;
+    /// the aggregator records it dead and the coordinator finishes with it counted.
+    @Test(.timeLimit(.minutes(1)))
+    func aTaskTheBrokerDeadLettersEndsTheSweepAsDead() async throws {
+        let cluster = try InProcessCluster(try runtimeConfig(), broker: InMemoryBroker(deliveryLimit: 3))
+        let names = try cluster.names()
+        let config = cluster.config
+        let first = try #require(try SweepTasks(config: config).initial(store: cluster.store).first)
+        let queue = names.taskQueue(for: first, config: config)
+        // A worker that dies holding whatever it takes from the first task's queue, three times.
+        let crasher = Task {
+            var crashes = 0
+            while crashes < 3 {
+                let connection = await cluster.broker.connect()
+                guard let stream = try? await connection.consume(queue, prefetch: 1) else {
+                    try await Task.sleep(for: .milliseconds(5))
+                    continue
+                }
+                for await _ in stream { break }
+                await connection.close()
+                crashes += 1
+            }
+        }
+        let aggregator = try await cluster.aggregator()
+        let coordinator = await cluster.coordinator()
+        let summary = try await cluster.with([aggregator]) {
+            // The workers start once the crasher is done, so the task reaches the limit first.
+            let run = Task { try await coordinator.run() }
+            try await crasher.value
+            return try await cluster.with([try await cluster.worker()]) { try await run.value }
+        }
+        #expect(summary.deadTasks == 1)
+        #expect(try cluster.store.taskState(first.id) == .dead)
+        #expect(try await cluster.broker.connect().queueState(names.dead)?.messages == 1)
+    }
+
+    /// A task redelivered more than the worker's delivery limit (its holders crashed) is reported dead by the
+    /// worker itself, before the broker's own limit.
+    @Test(.timeLimit(.minutes(1)))
+    func aTaskRedeliveredPastTheWorkersLimitIsDead() async throws {
+        let cluster = try InProcessCluster(try runtimeConfig())
+        let names = try cluster.names()
+        let first = try #require(try SweepTasks(config: cluster.config).initial(store: cluster.store).first)
+        try cluster.store.registerTasks([first], registration: "test")
+        try await cluster.state.set(names.deliveriesKey(taskID: first.id), "10", ttlSeconds: 60)
+        let transport = await cluster.broker.connect()
+        try await transport.declare(names.queueSpecs(cluster.config))
+        let queue = names.taskQueue(for: first, config: cluster.config)
+        try await transport.publish(Array(try JSONEncoder().encode(first)), to: queue)
+        // Its holder dies: the task comes back redelivered, the eleventh time.
+        for await _ in try await transport.consume(queue, prefetch: 1) { break }
+        await transport.close()
+        let services: [any Service] = [try await cluster.aggregator(), try await cluster.worker()]
+        try await cluster.with(services) {
+            while try cluster.store.taskState(first.id) == .pending { try await Task.sleep(for: .milliseconds(10)) }
+        }
+        #expect(try cluster.store.taskState(first.id) == .dead)
+        #expect(cluster.provider.calls == 0)
+    }
+
+    /// A result over the transport's message size limit fails its publish instead of looping: the task is
+    /// retried, then dead, and the sweep ends.
+    @Test(.timeLimit(.minutes(1)))
+    func aMessageOverTheSizeLimitFailsItsTaskInsteadOfLooping() async throws {
+        let cluster = try InProcessCluster(try runtimeConfig(), broker: InMemoryBroker(maxMessageBytes: 6_000))
+        var options = InProcessCluster.fastWorker()
+        options.maxAttempts = 2
+        let summary = try await cluster.run(workers: 1, options: options)
+        #expect((summary.deadTasks ?? 0) > 0)
+        #expect(try cluster.taskCount(.pending) == 0)
+        let transport = await cluster.broker.connect()
+        await #expect(throws: TransportError.unroutable(queue: "nowhere")) {
+            try await transport.publish([1], to: "nowhere")
+        }
+    }
+
+    /// A sweep registered in many small parts finishes with every task done.
+    @Test(.timeLimit(.minutes(1)))
+    func aRegistrationInManyPartsFinishes() async throws {
+        let cluster = try InProcessCluster(try runtimeConfig())
+        var coordinator = await cluster.coordinator()
+        coordinator.registrationChunkBytes = 500
+        let services: [any Service] = [try await cluster.aggregator(), try await cluster.worker()]
+        let summary = try await cluster.with(services) { try await coordinator.run() }
+        #expect(summary.deadTasks == 0)
+        #expect(try cluster.taskCount(.done) == cluster.allTasks())
+    }
+
+    /// A second coordinator of a running sweep refuses to start; one restarted after a kill waits for the
+    /// killed one's lease to lapse, then runs the sweep.
+    @Test(.timeLimit(.minutes(1)))
+    func oneCoordinatorPerSweep() async throws {
+        let cluster = try InProcessCluster(try runtimeConfig())
+        let names = try cluster.names()
+        let running = cluster.state.lease(names.coordinatorKey, owner: "running", ttlMilliseconds: 30_000)
+        #expect(try await running.acquire())
+        var second = await cluster.coordinator()
+        second.leaseWaitSeconds = 0.3
+        await #expect(throws: Coordinator.AlreadyRunning.self) { _ = try await second.run() }
+        #expect(try await running.holder() == "running")
+        try await running.release()
+
+        let killed = cluster.state.lease(names.coordinatorKey, owner: "killed", ttlMilliseconds: 500)
+        #expect(try await killed.acquire())
+        var restarted = await cluster.coordinator()
+        restarted.leaseWaitSeconds = 5
+        let services: [any Service] = [try await cluster.aggregator(), try await cluster.worker()]
+        let summary = try await cluster.with(services) { try await restarted.run() }
+        #expect(summary.deadTasks == 0)
+        #expect(try await killed.holder() == nil, "the finished coordinator kept its lease")
+    }
+
+    /// A task held past `maxHoldSeconds` is cancelled and retried, here with no retry left: dead, long before
+    /// its 20 s call would have ended.
+    @Test(.timeLimit(.minutes(1)))
+    func aTaskHeldTooLongIsGivenUp() async throws {
+        let cluster = try InProcessCluster(try runtimeConfig(scenariosPerPair: 1, latency: 20_000))
+        var options = InProcessCluster.fastWorker()
+        options.maxHoldSeconds = 0.3
+        options.maxAttempts = 1
+        let started = ContinuousClock.now
+        let summary = try await cluster.run(workers: 1, options: options)
+        #expect(ContinuousClock.now - started < .seconds(10))
+        #expect(try summary.deadTasks == cluster.allTasks())
+        #expect(cluster.provider.calls == 0)
+    }
+
+    /// A worker bound to an old sweep of its config's name moves to the new one when it starts.
+    @Test(.timeLimit(.minutes(1)))
+    func aWorkerLeavesAStaleSweepForTheNewOne() async throws {
+        let cluster = try InProcessCluster(try runtimeConfig())
+        let key = ClusterNames.sweepKey(configName: cluster.config.name)
+        try await cluster.state.set(key, "stale-sweep", ttlSeconds: 60)
+        var options = InProcessCluster.fastWorker()
+        options.sweepCheckSeconds = 0.05
+        let worker = Worker(
+            config: cluster.config, sweepID: "stale-sweep", transport: await cluster.broker.connect(),
+            state: cluster.state, providers: [:], options: options, logger: cluster.logger)
+        let ending = Task { try await worker.runSweep() }
+        try await Task.sleep(for: .milliseconds(100))
+        try await cluster.state.set(key, "new-sweep", ttlSeconds: 60)
+        #expect(try await ending.value == .sweepReplaced(by: "new-sweep"))
+    }
+
+    /// The shared state loses everything mid-sweep (Redis restarted without its data): the coordinator
+    /// restores the run and the budget, and the sweep finishes within its budget.
+    @Test(.timeLimit(.minutes(1)))
+    func aSweepSurvivesItsSharedStateBeingLost() async throws {
+        let cluster = try InProcessCluster(try runtimeConfig(latency: 30, maxCost: 25))
+        let forget = Task {
+            while try cluster.taskCount(.done) < 3 { try await Task.sleep(for: .milliseconds(10)) }
+            cluster.state.forgetEverything()
+        }
+        let summary = try await cluster.run()
+        try await forget.value
+        #expect(summary.deadTasks == 0)
+        #expect(try cluster.taskCount(.done) == cluster.allTasks())
+        #expect(try cluster.store.spentUSD() <= 25)
+    }
+
+    /// The budget binds: what the provider charged never passes the limit, however many workers reserve at
+    /// once, and the tasks it stopped are `stopped`, not failed.
+    @Test(.timeLimit(.minutes(1)))
+    func theBudgetBindsAcrossWorkers() async throws {
+        let full = try await EmbeddedSweep.run(config: try runtimeConfig())
+        let limit = full.spentUSD / 3
+        let cluster = try InProcessCluster(try runtimeConfig(latency: 5, maxCost: limit))
+        let summary = try await cluster.run(workers: 3)
+        #expect(summary.budgetReached)
+        #expect(try cluster.store.spentUSD() <= limit)
+        #expect(try cluster.store.spentUSD() > 0)
+        #expect(try cluster.taskCount(.stopped) > 0)
+    }
+}
+
+/// The in-memory shared state keeps Redis' rules, so the roles' tests mean what the cluster does.
+@Suite struct InMemorySharedStateTests {
+    @Test func keysLapseAndSetIfAbsentKeepsTheStandingValue() async throws {
+        let state = InMemorySharedState()
+        #expect(try await state.setIfAbsent("k", "first", ttlSeconds: nil) == "first")
+        #expect(try await state.setIfAbsent("k", "second", ttlSeconds: nil) == "first")
+        try await state.set("short", "x", ttlSeconds: 0.05)
+        #expect(try await state.get("short") == "x")
+        try await Task.sleep(for: .milliseconds(80))
+        #expect(try await state.get("short") == nil)
+        #expect(try await state.increment("n", ttlSeconds: 60) == 1)
+        #expect(try await state.increment("n", ttlSeconds: 60) == 2)
+    }
+
+    @Test func leasesAreTheirOwnersOnly() async throws {
+        let state = InMemorySharedState()
+        let mine = state.lease("lease", owner: "me", ttlMilliseconds: 100)
+        let theirs = state.lease("lease", owner: "them", ttlMilliseconds: 100)
+        #expect(try await mine.acquire())
+        #expect(try await !theirs.acquire())
+        #expect(try await !theirs.renew())
+        try await theirs.release()
+        #expect(try await mine.holder() == "me")
+        try await Task.sleep(for: .milliseconds(150))
+        #expect(try await theirs.acquire(), "a lapsed lease is free")
+        #expect(try await !mine.renew())
+    }
+
+    @Test func theBudgetIsNeverLoweredAndFailsClosedWhenLost() async throws {
+        let state = InMemorySharedState()
+        let budget = state.budget(namespace: "s", limitUSD: 1)
+        await #expect(throws: BudgetUnknown.self) { _ = try await budget.reserve(0.1) }
+        try await budget.start(spentUSD: 0.5)
+        #expect(try await budget.reserve(0.3))
+        #expect(try await !budget.reserve(0.3), "0.5 spent + 0.3 reserved + 0.3 is over 1")
+        // A coordinator restarting with the store's lagging total neither lowers spend nor drops the reservation.
+        try await budget.start(spentUSD: 0.1)
+        #expect(try await budget.spentUSD() == 0.5)
+        #expect(try await !budget.reserve(0.3))
+        try await budget.settle(reserved: 0.3, actual: 0.2)
+        #expect(try await budget.spentUSD() == 0.7)
+        state.forgetEverything()
+        await #expect(throws: BudgetUnknown.self) { _ = try await budget.reserve(0.1) }
+        try await budget.settle(reserved: 0.1, actual: 0.1)
+        #expect(try await state.get("cs:s:budget:spent") == nil, "a settle recreated a lost spend")
+    }
+}
