@@ -32,6 +32,8 @@ ROOT = Path(__file__).resolve().parent.parent
 VALUE_SET_DIR = ROOT / "Sources/ConflictScope/Resources/value_sets"
 KEY_ENV = "CONFLICTSCOPE_BENCH_SIM_KEY"
 FAKE_KEY = "sk-bench-simulated"
+# The header naming the worker on each request of a tagged worker (ClusterSweep's tag_workers).
+WORKER_HEADER = "X-Bench-Worker"
 
 
 class BenchError(Exception):
@@ -67,6 +69,16 @@ def _port(variable: str, default: int) -> int:
     if not text.isdigit() or not 0 < int(text) < 65536:
         raise BenchError(f"{variable} must be a port number, got '{text}'")
     return int(text)
+
+
+def free_port() -> int:
+    """A local port nothing listens on right now (the kernel's pick): for a metrics port, or for a provider that
+    refuses connections."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 def value_sets() -> dict[str, list[str]]:
@@ -132,14 +144,16 @@ class SweepSpec:
     providers: name -> {"limits": {"rpm": .., "tpm": ..}, "sim": {"latency_ms": .., "fault_5xx": .., ...},
                         "client": {"timeout_s": .., "max_retries": .., "concurrency": ..},
                         "server_limits": {...} (optional: the sim-server's limits when they differ)}
-    models: name -> {"provider": .., "utilities": {"mcq": {...}, "open": {...}} (optional), "invalid_rate": ..}
+    models: name -> {"provider": .., "utilities": {"mcq": {...}, "open": {...}} (optional), "invalid_rate": ..,
+                     "prices": {"input_usd_per_mtok": .., "output_usd_per_mtok": ..} (optional)}
     roles: role -> {"model": .., "max_tokens": .., "temperature": ..}
     evaluation: the targets' sampling per kind of call, `[evaluation]`'s `mcq`, `likert` and `open`
                 ({"mcq": {"temperature": 0.0, "max_tokens": 16}, ...}); the config's defaults where absent
+    max_cost_usd: the sweep's budget (`[sweep] max_cost_usd`), none when None
     """
 
     def __init__(self, name, *, providers, models, roles, targets, formats, evaluation=None, seed=20251129,
-                 bootstrap=200):
+                 bootstrap=200, max_cost_usd=None):
         self.name = name
         self.providers = providers
         self.models = models
@@ -149,8 +163,11 @@ class SweepSpec:
         self.evaluation = evaluation or {}
         self.seed = seed
         self.bootstrap = bootstrap
+        self.max_cost_usd = max_cost_usd
 
-    def render(self, kind: str, *, store: str, base_url: str | None = None) -> str:
+    def render(self, kind: str, *, store: str, base_url: str | None = None, headers: dict | None = None) -> str:
+        """The sim-server's config (`kind` "sim") or the cluster's ("client"): every provider at `base_url`,
+        sending `headers` with each request (they enter neither the response cache's key nor the account)."""
         assert kind in ("sim", "client")
         lines = [
             "# Written by bench/cluster_harness.py.",
@@ -161,6 +178,7 @@ class SweepSpec:
             f"value_sets = {_toml(list(value_sets()))}",
             "scenarios_per_pair = 0",
             f"formats = {_toml(self.formats)}",
+            *([f"max_cost_usd = {_toml(self.max_cost_usd)}"] if self.max_cost_usd is not None else []),
             "",
             "[evaluation]",
             *(f"{call} = {_toml(settings)}" for call, settings in self.evaluation.items()),
@@ -177,6 +195,8 @@ class SweepSpec:
                 lines.append('kind = "simulated"')
             else:
                 lines += ['kind = "openai"', f"base_url = {_toml(base_url)}", f"api_key_env = {_toml(KEY_ENV)}"]
+                if headers:
+                    lines.append(f"headers = {_toml(headers)}")
             # The sim-server may be told a lower limit than the cluster (`server_limits`), to provoke 429s.
             limits = provider.get("server_limits") if kind == "sim" and "server_limits" in provider else None
             settings = dict(limits if limits is not None else provider.get("limits", {}))
@@ -187,6 +207,7 @@ class SweepSpec:
             lines.append("")
         for name, model in self.models.items():
             lines += [f"[models.{name}]", f"provider = {_toml(model['provider'])}", f"model = {_toml(name)}"]
+            lines += [f"{key} = {_toml(price)}" for key, price in model.get("prices", {}).items()]
             if kind == "sim":
                 if "invalid_rate" in model:
                     lines.append(f"invalid_rate = {_toml(model['invalid_rate'])}")
@@ -572,6 +593,10 @@ class Store:
     def sweep_id(self) -> str:
         return self.scalar("SELECT id FROM sweep")
 
+    def spent_usd(self) -> float:
+        """What the store's calls cost (the sum of `call.cost_usd`, as the coordinator's budget counts it)."""
+        return self.scalar("SELECT COALESCE(SUM(cost_usd), 0) FROM call")
+
     def calls_by_stage(self, status: str | None = "ok") -> dict[str, int]:
         """Calls the store records, by the stage that made them (Stage.swift's labels), from each call's
         role and prompt template; only calls with `status` (all when None)."""
@@ -609,35 +634,57 @@ class ClusterSweep:
 
     wall time: from the moment the coordinator logs `coordinator publishing` (read from its stderr as it is
     written, just before the first publish) to the first look at the store (every 0.1 s) that finds the
-    final number of judgments; so it overstates by up to 0.1 s plus the log line's delivery."""
+    final number of judgments; so it overstates by up to 0.1 s plus the log line's delivery.
 
-    def __init__(self, harness: Harness, spec: SweepSpec, label: str, sim: SimServer, scenarios: Path):
+    base_url: where the workers send every provider's calls (default the sim-server's; bench/chaos puts a
+    proxy there). tag_workers: each worker gets its own config, the shared one plus a `WORKER_HEADER` naming
+    the worker on every request, so the proxy can tell whose call it answers. worker_arguments: added to every
+    worker's command line (`--drain-seconds 10`)."""
+
+    def __init__(self, harness: Harness, spec: SweepSpec, label: str, sim: SimServer, scenarios: Path, *,
+                 base_url: str | None = None, tag_workers: bool = False, worker_arguments: tuple[str, ...] = ()):
         self.harness = harness
         self.spec = spec
         self.label = label
         self.folder = harness.work / label
         self.folder.mkdir(exist_ok=True)
+        self.base_url = base_url or sim.base_url
+        self.tag_workers = tag_workers
+        self.worker_arguments = list(worker_arguments)
         self.config = self.folder / "sweep.toml"
-        self.config.write_text(spec.render("client", store="sweep.sqlite", base_url=sim.base_url))
+        self.config.write_text(spec.render("client", store="sweep.sqlite", base_url=self.base_url))
         self.store = Store(self.folder / "sweep.sqlite")
         harness.import_scenarios(self.config, scenarios)
         self.workers: list[Process] = []
         self.aggregator: Process | None = None
         self.coordinator: Process | None = None
         self._worker_count = 0
+        self.started = now()
         self.judgment_times: list[tuple[float, int]] = []  # (time, count) whenever the count changed
         self._first_publish: float | None = None  # the first coordinator's, kept across restarts
 
     def start_aggregator(self) -> None:
         self.aggregator = self.harness.spawn(f"{self.label}-aggregator", ["aggregator", "--config", str(self.config)])
 
-    def start_worker(self) -> Process:
+    def start_worker(self, *, base_url: str | None = None, arguments: tuple[str, ...] = ()) -> Process:
+        """A worker with the sweep's config, or its own one when workers are tagged or `base_url` points this
+        one's providers elsewhere (same sweep, limits and models). `seen["drain_cancel"]` is when it logged
+        cancelling tasks at its drain deadline."""
         self._worker_count += 1
-        child = self.harness.spawn(f"{self.label}-worker-{self._worker_count}", ["worker", "--config", str(self.config)])
+        label = f"{self.label}-worker-{self._worker_count}"
+        config = self.config
+        if self.tag_workers or base_url:
+            config = self.folder / f"worker-{self._worker_count}.toml"
+            headers = {WORKER_HEADER: label} if self.tag_workers else None
+            config.write_text(self.spec.render("client", store="sweep.sqlite", base_url=base_url or self.base_url,
+                                               headers=headers))
+        child = self.harness.spawn(label, ["worker", "--config", str(config), *self.worker_arguments, *arguments],
+                                   watch={"drain_cancel": "drain deadline reached"})
         self.workers.append(child)
         return child
 
     def start(self, workers: int) -> None:
+        self.started = now()
         self.start_aggregator()
         for _ in range(workers):
             self.start_worker()
@@ -656,9 +703,10 @@ class ClusterSweep:
         self.harness.forget(self.coordinator)
         self.start_coordinator()
 
-    def wait(self, timeout: float, tick=None) -> dict:
-        """Waits for the coordinator's summary, watching the judgment count; `tick(seconds)` is called
-        about every 0.1 s. Returns the summary (the coordinator's JSON)."""
+    def wait(self, timeout: float, tick=None, budget_bound: bool = False) -> dict:
+        """Waits for the coordinator's summary, watching the judgment count; `tick(seconds since start)` is
+        called about every 0.1 s. Returns the summary (the coordinator's JSON). A coordinator that ends with
+        tasks stopped at the sweep's budget (`budget.reached`) has finished only when `budget_bound`."""
         last = -1
         deadline = now() + timeout
         while True:
@@ -676,13 +724,17 @@ class ClusterSweep:
                 raise BenchError(f"{self.label}: the sweep did not finish within {timeout:.0f} s "
                                  f"(logs in {self.harness.work})")
             if tick:
-                tick(now() - self.coordinator.started)
+                tick(now() - self.started)
             time.sleep(0.1)
         status = self.coordinator.finish()
         if status != 0:
             raise BenchError(f"{self.label}: the coordinator exited with {status}: {self.coordinator.tail(5)}")
         lines = [line for line in self.coordinator.stdout().splitlines() if line.strip()]
-        return json.loads(lines[-1])
+        summary = json.loads(lines[-1])
+        if summary.get("budget", {}).get("reached") and not budget_bound:
+            raise BenchError(f"{self.label}: the coordinator stopped tasks at the sweep's budget "
+                             f"(spent {summary['budget'].get('spent_usd')} USD)")
+        return summary
 
     @property
     def first_publish(self) -> float:

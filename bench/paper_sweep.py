@@ -35,6 +35,10 @@ JUDGE_RPM = 6_000             # the judge needs at most 14 x 300 / 4 = 1,050/min
 JUDGE_TPM = 8_000_000
 LATENCY_MS = 1000             # mean latency of every call
 JITTER_MS = 500               # uniform +-
+# Prices per million tokens (the config's input_usd_per_mtok / output_usd_per_mtok), so that spend and a
+# budget mean something; a small model's for the targets, a larger one's for the judge.
+TARGET_PRICES = {"input_usd_per_mtok": 0.5, "output_usd_per_mtok": 1.5}
+JUDGE_PRICES = {"input_usd_per_mtok": 2.5, "output_usd_per_mtok": 10.0}
 # The target's sampling per kind of call, written to the cluster's [evaluation] (the config's defaults).
 EVALUATION = {"mcq": {"temperature": 0.0, "max_tokens": 16}, "likert": {"temperature": 0.0, "max_tokens": 16},
               "open": {"temperature": 1.0, "max_tokens": 1024}}
@@ -56,32 +60,34 @@ def expected_calls(scenarios: int, targets: int = len(TARGETS)) -> dict[str, int
 
 def spec(name: str, *, rate_factor: float = 1.0, unlimited: bool = False, faults: dict | None = None,
          server_rate_factor: dict | None = None, latency_ms: int = LATENCY_MS, jitter_ms: int = JITTER_MS,
-         timeout_s: float = 30) -> ch.SweepSpec:
+         timeout_s: float = 30, timeouts: dict | None = None, max_cost_usd: float | None = None) -> ch.SweepSpec:
     """The sweep. `rate_factor` multiplies every limit; `unlimited` drops them (capacity runs);
     `faults` are sim-server fault rates for every provider; `server_rate_factor` (model -> factor) makes the
-    sim-server's limit of a model lower than the one the cluster is told, so it answers bursts of 429s."""
-    client = {"timeout_s": timeout_s, "max_retries": 5, "concurrency": 256}
+    sim-server's limit of a model lower than the one the cluster is told, so it answers bursts of 429s;
+    `timeouts` (model -> seconds) replace `timeout_s` for those models' providers; `max_cost_usd` is the
+    sweep's budget."""
     providers, models = {}, {}
 
-    def add(model: str, rpm: int, tpm: int, invalid_rate: float | None) -> None:
+    def add(model: str, rpm: int, tpm: int, invalid_rate: float | None, prices: dict) -> None:
         limits = {} if unlimited else {"rpm": int(rpm * rate_factor), "tpm": int(tpm * rate_factor)}
         sim = {"latency_ms": latency_ms, "latency_jitter_ms": jitter_ms} | (faults or {})
+        client = {"timeout_s": (timeouts or {}).get(model, timeout_s), "max_retries": 5, "concurrency": 256}
         provider = {"limits": limits, "client": client, "sim": sim}
         factor = (server_rate_factor or {}).get(model)
         if factor and limits:
             provider["server_limits"] = {key: max(1, int(value * factor)) for key, value in limits.items()}
         providers[f"acct-{model}"] = provider
-        models[model] = {"provider": f"acct-{model}"}
+        models[model] = {"provider": f"acct-{model}", "prices": prices}
         if invalid_rate is not None:
             models[model] |= {"invalid_rate": invalid_rate, "utilities": ch.latent_utilities(model)}
 
     for target in TARGETS:
-        add(target, TARGET_RPM, TARGET_TPM, 0.01)
-    add(JUDGE, JUDGE_RPM, JUDGE_TPM, None)
+        add(target, TARGET_RPM, TARGET_TPM, 0.01, TARGET_PRICES)
+    add(JUDGE, JUDGE_RPM, JUDGE_TPM, None, JUDGE_PRICES)
     roles = {"generator": {"model": JUDGE}, "filter_judge": {"model": JUDGE}, "user": {"model": JUDGE},
              "judge": {"model": JUDGE, "temperature": 0.0, "max_tokens": 600}}
     return ch.SweepSpec(name, providers=providers, models=models, roles=roles, targets=list(TARGETS),
-                        formats=["mcq", "open"], evaluation=EVALUATION)
+                        formats=["mcq", "open"], evaluation=EVALUATION, max_cost_usd=max_cost_usd)
 
 
 def scenarios(harness: ch.Harness, scale: float):
@@ -92,14 +98,28 @@ def scenarios(harness: ch.Harness, scale: float):
 
 
 def run(harness: ch.Harness, sweep_spec: ch.SweepSpec, label: str, sim: ch.SimServer, scenario_csv, *,
-        workers: int, timeout: float, during=None) -> tuple[ch.ClusterSweep, dict]:
+        workers: int, timeout: float, during=None, budget_bound: bool = False,
+        **sweep_options) -> tuple[ch.ClusterSweep, dict]:
     """Runs the sweep through the cluster; `during(sweep, elapsed)` is called about every 0.1 s (chaos
-    uses it). Returns the sweep (with its timing) and the coordinator's summary; the roles keep running."""
-    sweep = ch.ClusterSweep(harness, sweep_spec, label, sim, scenario_csv)
+    uses it); `sweep_options` go to ClusterSweep (base_url, tag_workers, worker_arguments), `budget_bound` to
+    its wait. Returns the sweep (with its timing) and the coordinator's summary; the roles keep running."""
+    sweep = ch.ClusterSweep(harness, sweep_spec, label, sim, scenario_csv, **sweep_options)
     sweep.start(workers)
     tick = (lambda elapsed: during(sweep, elapsed)) if during else None
-    summary = sweep.wait(timeout, tick=tick)
+    summary = sweep.wait(timeout, tick=tick, budget_bound=budget_bound)
     return sweep, summary
+
+
+def provider_spend(stats: dict, sweep_spec: ch.SweepSpec) -> float:
+    """What the provider side charged, in USD: per model, the tokens of every successful answer the
+    sim-server gave (`prompt_tokens`, `completion_tokens` of /stats; answers nobody received included) at
+    the config's prices."""
+    total = 0.0
+    for model, entry in stats["models"].items():
+        prices = sweep_spec.models[model].get("prices", {})
+        total += (entry["prompt_tokens"] * prices.get("input_usd_per_mtok", 0)
+                  + entry["completion_tokens"] * prices.get("output_usd_per_mtok", 0)) / 1e6
+    return total
 
 
 def model_figures(stats: dict, sweep_spec: ch.SweepSpec) -> dict:

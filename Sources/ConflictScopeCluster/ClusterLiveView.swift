@@ -29,10 +29,14 @@ public actor ClusterLiveView {
     /// The sweep's id, once the role knows it (until then Redis is not read).
     public func bind(sweepID: String) { self.sweepID = sweepID }
 
-    private var workerCounters: CallCounters?
+    private var worker: Worker?
+    private var workerCounters: CallCounters? { worker?.counters }
 
-    /// A worker's call counters, once it has them.
-    public func bind(counters: CallCounters) { workerCounters = counters }
+    /// The worker whose calls the page shows and whose readiness the metrics port reports.
+    public func bind(worker: Worker) { self.worker = worker }
+
+    /// Why the role is not ready beyond its servers (a worker's paused models), nil when it is.
+    public func notReady() async -> String? { await worker?.notReady() }
 
     public func snapshot() async -> LiveSnapshot {
         var snapshot = LiveSnapshot(

@@ -20,13 +20,14 @@ public struct ObservabilityServer: Service {
     let app: any Service
     let address: String
 
-    /// `ready` is evaluated on every /readyz and /metrics request.
+    /// `notReady` (why the role is not ready, nil when it is) is evaluated on every /readyz and /metrics
+    /// request.
     public init(
         host: String, port: Int, registry: PrometheusCollectorRegistry, logger: Logger, live: ClusterLiveView? = nil,
-        ready: @escaping @Sendable () async -> Bool
+        notReady: @escaping @Sendable () async -> String?
     ) {
         self.app = Self.application(
-            host: host, port: port, registry: registry, logger: logger, live: live, ready: ready)
+            host: host, port: port, registry: registry, logger: logger, live: live, notReady: notReady)
         self.address = "\(host):\(port)"
     }
 
@@ -53,25 +54,25 @@ public struct ObservabilityServer: Service {
 
     /// Whether the role reaches both servers now. The broker reports its connection state; Redis
     /// is asked once (no retries), so a down server answers within its connect timeout.
-    public static func reachesServers(broker: BrokerConnection, redis: RedisClient) async -> Bool {
-        guard broker.isConnected else { return false }
-        return await redis.answersNow()
+    public static func serversProblem(broker: BrokerConnection, redis: RedisClient) async -> String? {
+        guard broker.isConnected else { return "RabbitMQ unreachable" }
+        return await redis.answersNow() ? nil : "Redis unreachable"
     }
 
     static func application(
         host: String, port: Int, registry: PrometheusCollectorRegistry, logger: Logger, live: ClusterLiveView?,
-        ready: @escaping @Sendable () async -> Bool
+        notReady: @escaping @Sendable () async -> String?
     ) -> some ApplicationProtocol {
         let router = Router()
         if let live { LiveViewServer.addRoutes(to: router) { await live.snapshot() } }
         router.get("/healthz") { _, _ in plain(.ok, "ok\n") }
         router.get("/readyz") { _, _ in
-            let isReady = await ready()
-            SweepMetrics.ready(isReady)
-            return isReady ? plain(.ok, "ready\n") : plain(.serviceUnavailable, "not ready: RabbitMQ or Redis down\n")
+            let problem = await notReady()
+            SweepMetrics.ready(problem == nil)
+            return problem.map { plain(.serviceUnavailable, "not ready: \($0)\n") } ?? plain(.ok, "ready\n")
         }
         router.get("/metrics") { _, _ in
-            SweepMetrics.ready(await ready())
+            SweepMetrics.ready(await notReady() == nil)
             return plain(.ok, registry.emitToString(), contentType: "text/plain; version=0.0.4; charset=utf-8")
         }
         return Application(

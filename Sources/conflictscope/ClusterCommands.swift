@@ -86,15 +86,18 @@ enum ClusterEnvironment {
         }
     }
 
-    /// The sweep id the coordinator published for this config, waiting for it if needed (and for one other
-    /// than `other`, the sweep a worker just left).
-    static func sweepID(
-        _ given: String?, config: SweepConfig, redis: RedisClient, logger: Logger, other: String? = nil
-    ) async throws -> String {
+    /// The sweep id the coordinator published for this config, waiting for one that is not finished (a
+    /// rerun of a finished sweep's coordinator clears its finish).
+    static func sweepID(_ given: String?, config: SweepConfig, redis: RedisClient, logger: Logger) async throws
+        -> String
+    {
         if let given { return given }
         var logged = false
         while true {
-            if let id = try await redis.get(ClusterNames.sweepKey(configName: config.name)), id != other { return id }
+            if let id = try await redis.get(ClusterNames.sweepKey(configName: config.name)) {
+                let finished = ClusterNames(sweepID: id, sweepName: config.name).finishedKey
+                if try await redis.get(finished) == nil { return id }
+            }
             if !logged {
                 logger.info(
                     "waiting for the coordinator to register the sweep", metadata: ["sweep.name": "\(config.name)"])
@@ -119,7 +122,7 @@ enum ClusterEnvironment {
 
     /// Runs a role's `body` until it finishes or SIGTERM / SIGINT shuts it down gracefully (a worker
     /// drains), beside /metrics, /healthz, /readyz and the live view on the metrics port when one is set;
-    /// readiness means reaching both servers. Returns nil when shut down before `body` finished.
+    /// readiness means reaching both servers (and, for a worker, no model paused by its breaker). Returns nil when shut down before `body` finished.
     static func run<Result: Sendable>(
         _ options: ClusterOptions, broker: BrokerConnection, redis: RedisClient, live: ClusterLiveView,
         logger: Logger, _ body: @escaping @Sendable () async throws -> Result
@@ -134,7 +137,10 @@ enum ClusterEnvironment {
                         host: options.metricsHost, port: port, registry: ObservabilityServer.bootstrapMetrics(),
                         logger: logger, live: live
                     ) {
-                        await ObservabilityServer.reachesServers(broker: broker, redis: redis)
+                        if let problem = await ObservabilityServer.serversProblem(broker: broker, redis: redis) {
+                            return problem
+                        }
+                        return await live.notReady()
                     }))
         }
         services.append(.init(service: role, successTerminationBehavior: .gracefullyShutdownGroup))
@@ -301,22 +307,23 @@ struct WorkerCommand: AsyncParsableCommand {
         // The endpoints answer while the worker waits for the coordinator, so liveness holds.
         _ = try await ClusterEnvironment.run(cluster, broker: broker, redis: redis, live: live, logger: logger) {
             [sweep, options] in
-            var previous: String? = nil
             while true {
-                let left = previous
                 let sweepID = try await cancelWhenGracefulShutdown {
-                    try await ClusterEnvironment.sweepID(
-                        sweep, config: config, redis: redis, logger: logger, other: left)
+                    try await ClusterEnvironment.sweepID(sweep, config: config, redis: redis, logger: logger)
                 }
                 let worker = Worker(
                     config: config, sweepID: sweepID, transport: broker, state: RedisSharedState(redis: redis),
                     providers: providers,
                     options: options, logger: logger)
                 await live.bind(sweepID: sweepID)
-                await live.bind(counters: worker.counters)
-                // Another sweep of the config's name started: move to it once it has a new id.
-                guard case .sweepReplaced = try await worker.runSweep() else { return }
-                previous = sweepID
+                await live.bind(worker: worker)
+                switch try await worker.runSweep() {
+                case .shutDown: return
+                // Given its sweep, the worker ends with it.
+                case .sweepFinished where sweep != nil: return
+                // Wait for the next sweep of the config's name, or for a rerun of this one.
+                case .sweepFinished, .sweepReplaced: continue
+                }
             }
         }
     }

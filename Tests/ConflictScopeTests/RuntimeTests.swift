@@ -72,6 +72,7 @@ struct InProcessCluster {
         options.retryDelayMilliseconds = 10
         options.drainSeconds = 0.5
         options.sweepCheckSeconds = nil
+        options.finishCheckSeconds = 0.05
         return options
     }
 
@@ -318,6 +319,68 @@ struct RuntimeTests {
         try await Task.sleep(for: .milliseconds(100))
         try await cluster.state.set(key, "new-sweep", ttlSeconds: 60)
         #expect(try await ending.value == .sweepReplaced(by: "new-sweep"))
+    }
+
+    /// A finished sweep's workers stop consuming and its task queues are deleted; the results and dead-letter
+    /// queues stay. A rerun of the coordinator brings the worker back to the sweep.
+    @Test(.timeLimit(.minutes(1)))
+    func aFinishedSweepDeletesItsTaskQueues() async throws {
+        let cluster = try InProcessCluster(try runtimeConfig())
+        let names = try cluster.names()
+        let worker = try await cluster.worker()
+        let ending = Task { try await worker.runSweep() }
+        let aggregator = try await cluster.aggregator()
+        let summary = try await cluster.with([aggregator]) { try await cluster.coordinator().run() }
+        #expect(summary.deadTasks == 0)
+        #expect(try await ending.value == .sweepFinished)
+        let transport = await cluster.broker.connect()
+        for queue in names.workQueues(cluster.config) { #expect(try await transport.queueState(queue) == nil) }
+        for queue in [names.results, names.deadTasks, names.dead] {
+            #expect(try await transport.queueState(queue) != nil)
+        }
+        #expect(try await cluster.state.get(ClusterNames.sweepKey(configName: cluster.config.name)) == nil)
+        #expect(try await cluster.state.get(names.finishedKey) != nil)
+    }
+
+    /// A worker that cannot reach its provider pauses the model instead of failing its calls: it reports itself
+    /// not ready, records nothing, and on shutdown its tasks go back to their queue, pending.
+    @Test(.timeLimit(.minutes(1)))
+    func aWorkerCutOffFromItsProviderIsUnreadyAndLeavesItsTasksPending() async throws {
+        struct Unreachable: LLMProvider {
+            func chat(_ request: ChatRequest) async throws(ProviderError) -> ChatResponse {
+                throw ProviderError(.connection, "connection refused")
+            }
+            func embed(_ texts: [String], model: String) async throws(ProviderError) -> [[Double]] {
+                throw ProviderError(.connection, "connection refused")
+            }
+        }
+        let cluster = try InProcessCluster(try runtimeConfig())
+        let names = try cluster.names()
+        let tasks = try SweepTasks(config: cluster.config).initial(store: cluster.store)
+        try cluster.store.registerTasks(tasks, registration: "test")
+        let transport = await cluster.broker.connect()
+        try await transport.declare(names.queueSpecs(cluster.config))
+        for task in tasks {
+            try await transport.publish(
+                Array(try JSONEncoder().encode(task)), to: names.taskQueue(for: task, config: cluster.config))
+        }
+        let worker = Worker(
+            config: cluster.config, sweepID: names.sweepID, transport: await cluster.broker.connect(),
+            state: cluster.state, providers: ["sim": Unreachable()], options: InProcessCluster.fastWorker(),
+            logger: cluster.logger)
+        #expect(await worker.notReady() == nil)
+        let reason = try await cluster.with([worker, try await cluster.aggregator()]) { () -> String? in
+            for _ in 0..<200 {
+                if let reason = await worker.notReady() { return reason }
+                try await Task.sleep(for: .milliseconds(20))
+            }
+            return nil
+        }
+        #expect(reason?.contains("paused after repeated transport failures: writer") == true)
+        #expect(try cluster.store.callCounts().failed == 0)
+        #expect(try cluster.taskCount(.pending) == tasks.count)
+        let queue = names.taskQueue(for: tasks[0], config: cluster.config)
+        #expect(try await transport.queueState(queue)?.messages == tasks.count)
     }
 
     /// The shared state loses everything mid-sweep (Redis restarted without its data): the coordinator

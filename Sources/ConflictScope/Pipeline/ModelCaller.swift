@@ -25,6 +25,9 @@ public final class ModelCaller: Sendable {
     let breaker: CircuitBreaker
     let logger: Logger
 
+    /// Models paused by their circuit breaker (repeated transport failures), whose calls wait.
+    public func pausedModels() async -> [String] { await breaker.openModels() }
+
     /// `budget`: the sweep's spending limit, when the config sets `max_cost_usd`.
     public init(
         config: SweepConfig, providers: [String: any LLMProvider], limiter: any RateLimiter,
@@ -481,4 +484,7 @@ actor CircuitBreaker {
     }
 
     func succeeded(model: String) { states[model] = nil }
+
+    /// Models whose breaker is open: paused, or probing after a pause, with no answer since.
+    func openModels() -> [String] { states.filter { $0.value.openedAt != nil }.keys.sorted() }
 }

@@ -93,6 +93,16 @@ public struct ClusterNames: Sendable {
     /// acknowledged without work.
     public func doneKey(taskID: String, run: String) -> String { "cs:\(sweepID):done:\(run):\(taskID)" }
 
+    /// Set by the coordinator when the sweep has nothing pending: workers stop consuming, and the coordinator
+    /// then deletes the task queues. A rerun of the coordinator clears it.
+    public var finishedKey: String { "cs:\(sweepID):finished" }
+
+    /// The task queues and their retry queues: what a finished sweep deletes (the results and dead-letter
+    /// queues stay, for the aggregator and for operators).
+    public func workQueues(_ config: SweepConfig) -> [String] {
+        taskQueues(config).flatMap { [$0, retryQueue(of: $0)] }
+    }
+
     /// The aggregator's live rankings (JSON), for `status`.
     public var liveKey: String { "cs:\(sweepID):live" }
 

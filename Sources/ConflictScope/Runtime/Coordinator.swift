@@ -21,6 +21,8 @@ public struct Coordinator: Sendable {
     /// How long a starting coordinator waits for a held lease to lapse (one killed without releasing it,
     /// restarted at once) before it gives up on another coordinator that is still running.
     var leaseWaitSeconds = 35.0
+    /// How long a finished sweep waits for workers to stop consuming before it deletes the task queues.
+    var queueDeletionWaitSeconds = 15.0
     /// The largest registration message, in bytes (well under the broker's message size limit).
     var registrationChunkBytes = 4 * 1024 * 1024
     let identity = UUID().uuidString
@@ -90,8 +92,9 @@ public struct Coordinator: Sendable {
         renew: () async throws -> Void
     ) async throws -> EmbeddedSweep.Summary {
         let sweepID = names.sweepID
-        // A new start retries what an earlier stop left pending (after the key or model is fixed).
-        try await state.delete([names.stopKey])
+        // A new start retries what an earlier stop left pending (after the key or model is fixed), and what a
+        // finished run left dead.
+        try await state.delete([names.stopKey, names.finishedKey])
         try await transport.declare(names.queueSpecs(config))
         if let limit = config.maxCostUSD {
             try await state.budget(namespace: sweepID, limitUSD: limit).start(
@@ -141,6 +144,7 @@ public struct Coordinator: Sendable {
             if registered && pending == 0 { break }
             try await Task.sleep(for: .seconds(pollInterval))
         }
+        await finish(names)
         let counts = try store.taskCounts()
         let dead = counts.values.reduce(0) { $0 + ($1[.dead] ?? 0) }
         if dead > 0 {
@@ -152,6 +156,32 @@ public struct Coordinator: Sendable {
             budgetReached: counts.values.contains { ($0[.stopped] ?? 0) > 0 })
         summary.deadTasks = dead
         return summary
+    }
+
+    /// Tells the workers the sweep is finished, waits up to `queueDeletionWaitSeconds` for them to stop
+    /// consuming, then deletes the task and retry queues (nothing in them is needed: the store has every
+    /// task's outcome) and the name key if it still names this sweep. A failure here leaves queues behind,
+    /// never the sweep unfinished.
+    private func finish(_ names: ClusterNames) async {
+        do {
+            try await state.set(names.finishedKey, "1", ttlSeconds: Double(SharedResponseCache.timeToLiveSeconds))
+            let queues = names.workQueues(config)
+            let deadline = ContinuousClock.now + .seconds(queueDeletionWaitSeconds)
+            while ContinuousClock.now < deadline {
+                var consumers = 0
+                for queue in names.taskQueues(config) {
+                    consumers += try await transport.queueState(queue)?.consumers ?? 0
+                }
+                if consumers == 0 { break }
+                try await Task.sleep(for: .milliseconds(100))
+            }
+            for queue in queues { try await transport.deleteQueue(queue) }
+            let nameKey = ClusterNames.sweepKey(configName: config.name)
+            if try await state.get(nameKey) == names.sweepID { try await state.delete([nameKey]) }
+            logger.info("finished sweep's task queues deleted", metadata: ["queues": "\(queues.count)"])
+        } catch {
+            logger.warning("cannot delete the finished sweep's task queues", metadata: ["error": "\(error)"])
+        }
     }
 
     /// Index ranges of consecutive items whose sizes add up to at most `limit` (an item bigger than `limit`

@@ -71,7 +71,7 @@ final class TaskRecords: SweepRecords, @unchecked Sendable {
         return standing
     }
 
-    /// A paid answer is not given up for one Redis error: `write` is tried for up to about 30 s.
+    /// A paid answer is not given up for one error of the shared state: `write` is tried for up to about 30 s.
     private static func persistently<T>(_ write: () async throws -> T) async throws -> T {
         var delay = 0.25
         for _ in 0..<7 {

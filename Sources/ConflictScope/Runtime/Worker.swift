@@ -30,6 +30,9 @@ public final class Worker: Service, Sendable {
         /// Seconds between looks at the sweep's name key: when another sweep of this name starts, the
         /// worker finishes what it holds and moves to it. nil: the worker stays with its sweep (`--sweep`).
         public var sweepCheckSeconds: Double? = 5
+        /// Seconds between looks at the sweep's finished marker: once the coordinator sets it, the worker
+        /// finishes what it holds and stops consuming, so the coordinator can delete the task queues.
+        public var finishCheckSeconds = 1.0
 
         public init() {}
     }
@@ -45,6 +48,14 @@ public final class Worker: Service, Sendable {
     private let inFlight = InFlightCount()
     /// This worker's calls by stage (its live view).
     public var counters: CallCounters { runner.caller.counters }
+
+    /// Why this worker should get no traffic, nil when it is fine: a model paused by its circuit breaker (the
+    /// provider is unreachable from here; its tasks wait, pending) or the sweep stopped by a provider.
+    public func notReady() async -> String? {
+        if let stop = await stopped.reason { return "sweep stopped: \(stop.line)" }
+        let paused = await runner.caller.pausedModels()
+        return paused.isEmpty ? nil : "paused after repeated transport failures: \(paused.joined(separator: ", "))"
+    }
     /// Why this worker stopped taking tasks (a provider refused a model outright), if it did.
     private let stopped = StopBox()
     private let draining = Drain()
@@ -75,9 +86,14 @@ public final class Worker: Service, Sendable {
         case shutDown
         /// Another sweep of this config's name started: the worker finished what it held.
         case sweepReplaced(by: String)
+        /// The coordinator found nothing pending: the worker finished what it held and stopped consuming.
+        case sweepFinished
     }
 
-    public func run() async throws { _ = try await runSweep() }
+    /// Takes the sweep's tasks until shut down; a finished sweep leaves it idle until then.
+    public func run() async throws {
+        if try await runSweep() != .shutDown { try? await gracefulShutdown() }
+    }
 
     /// Takes the sweep's tasks until shut down or until another sweep of the config's name starts.
     public func runSweep() async throws -> Ending {
@@ -112,7 +128,7 @@ public final class Worker: Service, Sendable {
                 }
             }
         }
-        let replaced = Task { await self.watchSweepName() }
+        let watcher = Task { await self.watchSweep() }
         await withGracefulShutdownHandler {
             await work.value
         } onGracefulShutdown: {
@@ -120,12 +136,11 @@ public final class Worker: Service, Sendable {
         }
         // The drain closes the connection (what this worker held goes back to its queues) after the work ends.
         await draining.finished()
-        replaced.cancel()
+        watcher.cancel()
         logger.info("worker stopped")
         // Exits non-zero with the line, so an orchestrator restarts it (it then waits for the coordinator).
         if let reason = await stopped.reason { throw reason }
-        if let next = await replaced.value { return .sweepReplaced(by: next) }
-        return .shutDown
+        return await watcher.value ?? .shutDown
     }
 
     /// Stops taking tasks, waits for those in flight until the drain deadline, cancels any still running
@@ -154,21 +169,28 @@ public final class Worker: Service, Sendable {
         await transport.close()
     }
 
-    /// Returns the new sweep id once another sweep of this config's name has started, after ending the
-    /// delivery streams (tasks in flight finish); nil when cancelled first.
-    private func watchSweepName() async -> String? {
-        guard let interval = options.sweepCheckSeconds else { return nil }
+    /// Ends the delivery streams (tasks in flight finish) once the sweep is finished or another sweep of
+    /// this config's name has started, and says which; nil when cancelled first.
+    private func watchSweep() async -> Ending? {
         let key = ClusterNames.sweepKey(configName: config.name)
+        var nameCheckedAt = ContinuousClock.now
         while !Task.isCancelled {
-            try? await Task.sleep(for: .seconds(interval))
-            guard let current = try? await state.get(key), current != names.sweepID, !Task.isCancelled else {
-                continue
+            try? await Task.sleep(for: .seconds(min(options.finishCheckSeconds, options.sweepCheckSeconds ?? 60)))
+            if Task.isCancelled { return nil }
+            if (try? await state.get(names.finishedKey)) ?? nil != nil {
+                logger.info("sweep finished; finishing the tasks held and stopping")
+                await transport.stopConsuming()
+                return .sweepFinished
             }
+            guard let interval = options.sweepCheckSeconds, ContinuousClock.now - nameCheckedAt >= .seconds(interval)
+            else { continue }
+            nameCheckedAt = .now
+            guard let current = (try? await state.get(key)) ?? nil, current != names.sweepID else { continue }
             logger.warning(
                 "another sweep of this name started; finishing the tasks held and moving to it",
                 metadata: ["sweep.next": "\(current)"])
             await transport.stopConsuming()
-            return current
+            return .sweepReplaced(by: current)
         }
         return nil
     }
