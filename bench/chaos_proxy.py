@@ -65,6 +65,7 @@ class ProviderProxy:
         # The body of each request key's first successful answer: its full key is computed only when needed.
         self.bodies: dict[str, bytes] = {}
         self.port = 0
+        self.in_flight = 0  # requests read and not yet recorded
         self._slow: dict[int, tuple[str, float, float]] = {}  # in flight: id -> (worker, start, release time)
         self._lock = threading.Lock()
         self._idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
@@ -88,6 +89,12 @@ class ProviderProxy:
         if self._loop and self._stopping:
             self._loop.call_soon_threadsafe(self._stopping.set)
         self._thread.join(10)
+
+    def wait_idle(self, timeout: float) -> None:
+        """Waits (up to `timeout` seconds) until every request read has been recorded."""
+        deadline = time.time() + timeout
+        while self.in_flight and time.time() < deadline:
+            time.sleep(0.1)
 
     def slow_in_flight(self) -> list[tuple[str, float, float]]:
         """Slow calls whose answer is still held: (worker, start, release time)."""
@@ -133,6 +140,8 @@ class ProviderProxy:
                 pass
         except (ConnectionError, OSError, ValueError):
             pass
+        except asyncio.CancelledError:
+            pass  # the proxy is stopping
         finally:
             self._clients.discard(writer)
             writer.close()
@@ -144,6 +153,13 @@ class ProviderProxy:
             return False
         line, headers, body = request
         start = time.time()
+        self.in_flight += 1
+        try:
+            return await self._answer(client, line, headers, body, start)
+        finally:
+            self.in_flight -= 1
+
+    async def _answer(self, client: "_Client", line: str, headers: dict, body: bytes, start: float) -> bool:
         worker = headers.get(WORKER_HEADER.lower(), "?")
         try:
             model = str(json.loads(body).get("model", "?"))
@@ -394,6 +410,9 @@ def store_key(key: str, base_url: str) -> str:
 # Slack for comparing the bench's event times with the proxy's (the main loop looks every 0.1 s, log lines
 # are read by a thread).
 MARGIN_S = 1.0
+# A client's timeout runs from before the proxy sees its request (taking a connection, writing the request): an
+# answer that reached no client counts as timed out from this much before the model's timeout_s.
+TIMEOUT_SLACK_S = 2.0
 UNAVOIDABLE = ("killed", "timed_out", "drain_deadline")
 
 
@@ -410,13 +429,12 @@ def classify_paid_twice(successes: dict[str, list[Attempt]], extra: dict[str, in
     - killed: E's worker was SIGKILLed before N started and before E's task was stored (the answer died with
       the worker; when the store's time of the task is unknown, any kill before N counts);
     - drain_deadline: the same with E's worker cancelling its tasks at its drain deadline;
-    - timed_out: E reached no live client (written to no one, the worker neither killed nor cut off: its
-      client gave up), or came after the model's timeout_s, or E's worker itself asked again.
-    Everything else is avoidable: `redis_restart` when a Redis restart lies between E and N (the response
-    cache and claims were lost), `other` otherwise, and `unseen_by_proxy` for sim-server successes the proxy
-    has no record of."""
+    - timed_out: E ended after the model's timeout_s (less TIMEOUT_SLACK_S when it reached no client).
+    Everything else is avoidable: `undelivered` when E reached no client that nothing above explains,
+    `redis_restart` when a Redis restart lies between E and N (the response cache and claims were lost),
+    `other` otherwise, and `unseen_by_proxy` for sim-server successes the proxy has no record of."""
     unavoidable = dict.fromkeys(UNAVOIDABLE, 0)
-    avoidable = {"redis_restart": 0, "other": 0, "unseen_by_proxy": 0}
+    avoidable = {"undelivered": 0, "redis_restart": 0, "other": 0, "unseen_by_proxy": 0}
     without_task_time = 0
     for key, count in extra.items():
         seen = sorted(successes.get(key, []), key=lambda attempt: attempt.end)
@@ -427,6 +445,8 @@ def classify_paid_twice(successes: dict[str, list[Attempt]], extra: dict[str, in
                 unavoidable[cause] += 1
                 # Explained only because the task's stored time is unknown: the event came after the answer.
                 without_task_time += done is None and at is not None and at >= earlier.end + MARGIN_S
+            elif not earlier.delivered:
+                avoidable["undelivered"] += 1
             elif any(begin <= later.start + MARGIN_S and end >= earlier.end - MARGIN_S
                      for begin, end in redis_restarts):
                 avoidable["redis_restart"] += 1
@@ -448,7 +468,7 @@ def _unavoidable_cause(earlier: Attempt, later: Attempt, done: float | None, kil
         at = events.get(earlier.worker)
         if at is not None and at < before:
             return cause, at
-    if (not earlier.delivered or earlier.end - earlier.start >= timeouts.get(earlier.model, float("inf")) - MARGIN_S
-            or later.worker == earlier.worker):
+    slack = MARGIN_S if earlier.delivered else TIMEOUT_SLACK_S
+    if earlier.end - earlier.start >= timeouts.get(earlier.model, float("inf")) - slack:
         return "timed_out", None
     return None, None

@@ -430,16 +430,7 @@ class Harness:
         return False
 
     def cleanup(self) -> None:
-        for child in self.children:
-            child.signal(signal.SIGTERM)
-        deadline = now() + 20
-        for child in self.children:
-            try:
-                child.popen.wait(max(0.1, deadline - now()))
-            except subprocess.TimeoutExpired:
-                child.kill()
-            child.finish()
-        self.children = []
+        self.stop_children("")
         for server in self.servers_to_stop:
             self.servers("stop", server)
         self.servers_to_stop = []
@@ -512,6 +503,20 @@ class Harness:
         child = Process(label, [self.binary, *arguments], logs=self.work, env=self.env, watch=watch)
         self.children.append(child)
         return child
+
+    def stop_children(self, *prefixes: str) -> None:
+        """Stops (SIGTERM, SIGKILL after 20 s) and forgets the children whose label starts with a prefix."""
+        chosen = [child for child in self.children if child.label.startswith(prefixes)]
+        for child in chosen:
+            child.signal(signal.SIGTERM)
+        deadline = now() + 20
+        for child in chosen:
+            try:
+                child.popen.wait(max(0.1, deadline - now()))
+            except subprocess.TimeoutExpired:
+                child.kill()
+            child.finish()
+            self.children.remove(child)
 
     def forget(self, child: Process) -> None:
         if child in self.children:

@@ -52,13 +52,6 @@ public struct ObservabilityServer: Service {
         return registry
     }
 
-    /// Whether the role reaches both servers now. The broker reports its connection state; Redis
-    /// is asked once (no retries), so a down server answers within its connect timeout.
-    public static func serversProblem(broker: BrokerConnection, redis: RedisClient) async -> String? {
-        guard broker.isConnected else { return "RabbitMQ unreachable" }
-        return await redis.answersNow() ? nil : "Redis unreachable"
-    }
-
     static func application(
         host: String, port: Int, registry: PrometheusCollectorRegistry, logger: Logger, live: ClusterLiveView?,
         notReady: @escaping @Sendable () async -> String?

@@ -26,6 +26,11 @@ struct ClusterOptions: ParsableArguments {
         _ = try resolvedMetricsPort()
     }
 
+    /// Where the role serves its endpoints, or nil for none.
+    func metricsAddress() throws -> (host: String, port: Int)? {
+        try resolvedMetricsPort().map { (metricsHost, $0) }
+    }
+
     /// --metrics-port, else CONFLICTSCOPE_METRICS_PORT, else nil (no endpoints).
     func resolvedMetricsPort() throws -> Int? {
         let given = ProcessInfo.processInfo.environment["CONFLICTSCOPE_METRICS_PORT"]
@@ -42,8 +47,8 @@ struct ClusterOptions: ParsableArguments {
     }
 
     static let environmentHelp = """
-        Servers come from the environment: CONFLICTSCOPE_AMQP_URL (default \(ClusterEnvironment.defaultAMQP); \
-        amqps://...?cacertfile=CA.pem for TLS) and CONFLICTSCOPE_REDIS_URL (default \(ClusterEnvironment.defaultRedis)). Provider API keys come from the \
+        Servers come from the environment: CONFLICTSCOPE_AMQP_URL (default \(ClusterConnections.defaultAMQP); \
+        amqps://...?cacertfile=CA.pem for TLS) and CONFLICTSCOPE_REDIS_URL (default \(ClusterConnections.defaultRedis)). Provider API keys come from the \
         variables the config names. Logs go to stderr (level: CONFLICTSCOPE_LOG_LEVEL, default info; \
         CONFLICTSCOPE_LOG_FORMAT=json writes one JSON object per line).
         """
@@ -51,9 +56,6 @@ struct ClusterOptions: ParsableArguments {
 
 /// Connections and logging shared by the cluster commands.
 enum ClusterEnvironment {
-    static let defaultAMQP = "amqp://guest:guest@127.0.0.1:5672/"
-    static let defaultRedis = "redis://127.0.0.1:6379/0"
-
     /// A logger to stderr at CONFLICTSCOPE_LOG_LEVEL (default `level`), as text or, with
     /// CONFLICTSCOPE_LOG_FORMAT=json, as JSON lines.
     static func logger(_ role: String, level defaultLevel: Logger.Level = .info) -> Logger {
@@ -71,103 +73,11 @@ enum ClusterEnvironment {
         return logger
     }
 
-    static func connect(role: String, logger: Logger) throws -> (BrokerConnection, RedisClient) {
-        let environment = ProcessInfo.processInfo.environment
+    static func connect(role: String, logger: Logger) throws -> ClusterConnections {
         do {
-            let broker = BrokerConnection(
-                settings: try BrokerSettings(url: environment["CONFLICTSCOPE_AMQP_URL"] ?? defaultAMQP),
-                name: "conflictscope-\(role)", logger: logger)
-            let redis = RedisClient(
-                settings: try RedisSettings(url: environment["CONFLICTSCOPE_REDIS_URL"] ?? defaultRedis),
-                logger: logger)
-            return (broker, redis)
+            return try ClusterConnections(role: role, environment: ProcessInfo.processInfo.environment, logger: logger)
         } catch {
             throw CommandFailure("\(error)")
-        }
-    }
-
-    /// The sweep id the coordinator published for this config, waiting for one that is not finished (a
-    /// rerun of a finished sweep's coordinator clears its finish).
-    static func sweepID(_ given: String?, config: SweepConfig, redis: RedisClient, logger: Logger) async throws
-        -> String
-    {
-        if let given { return given }
-        var logged = false
-        while true {
-            if let id = try await redis.get(ClusterNames.sweepKey(configName: config.name)) {
-                let finished = ClusterNames(sweepID: id, sweepName: config.name).finishedKey
-                if try await redis.get(finished) == nil { return id }
-            }
-            if !logged {
-                logger.info(
-                    "waiting for the coordinator to register the sweep", metadata: ["sweep.name": "\(config.name)"])
-                logged = true
-            }
-            try await Task.sleep(for: .milliseconds(500))
-        }
-    }
-
-    /// The id of the sweep `store` is bound to, waiting for the coordinator to bind it if needed.
-    static func sweepID(of store: ResultStore, logger: Logger) async throws -> String {
-        var logged = false
-        while true {
-            if let id = try store.sweepID() { return id }
-            if !logged {
-                logger.info("waiting for the coordinator to bind the store to its sweep")
-                logged = true
-            }
-            try await Task.sleep(for: .milliseconds(500))
-        }
-    }
-
-    /// Runs a role's `body` until it finishes or SIGTERM / SIGINT shuts it down gracefully (a worker
-    /// drains), beside /metrics, /healthz, /readyz and the live view on the metrics port when one is set;
-    /// readiness means reaching both servers (and, for a worker, no model paused by its breaker). Returns nil when shut down before `body` finished.
-    static func run<Result: Sendable>(
-        _ options: ClusterOptions, broker: BrokerConnection, redis: RedisClient, live: ClusterLiveView,
-        logger: Logger, _ body: @escaping @Sendable () async throws -> Result
-    ) async throws -> Result? {
-        let role = RoleService(body)
-        // Shutdown goes in reverse order: the role first, then the endpoints it reports through.
-        var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
-        if let port = try options.resolvedMetricsPort() {
-            services.append(
-                .init(
-                    service: ObservabilityServer(
-                        host: options.metricsHost, port: port, registry: ObservabilityServer.bootstrapMetrics(),
-                        logger: logger, live: live
-                    ) {
-                        if let problem = await ObservabilityServer.serversProblem(broker: broker, redis: redis) {
-                            return problem
-                        }
-                        return await live.notReady()
-                    }))
-        }
-        services.append(.init(service: role, successTerminationBehavior: .gracefullyShutdownGroup))
-        let group = ServiceGroup(
-            configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
-        try await group.run()
-        return role.result
-    }
-}
-
-/// A role's work as a service; it keeps the result for the command.
-private final class RoleService<Result: Sendable>: Service, @unchecked Sendable {
-    private let body: @Sendable () async throws -> Result
-    // Guarded by `lock`.
-    private let lock = NSLock()
-    private var finished: Result?
-
-    init(_ body: @escaping @Sendable () async throws -> Result) { self.body = body }
-
-    var result: Result? { lock.withLock { finished } }
-
-    func run() async throws {
-        do {
-            let value = try await body()
-            lock.withLock { finished = value }
-        } catch is CancellationError where Task.isShuttingDownGracefully {
-            // Shut down while waiting (for the coordinator, say): a normal exit.
         }
     }
 }
@@ -194,8 +104,7 @@ struct CoordinatorCommand: AsyncParsableCommand {
         // No provider calls here, so no keys: in Kubernetes only the workers hold them.
         let sweep = try loadConfig(cluster.config, requireAPIKeys: false)
         let logger = ClusterEnvironment.logger("coordinator")
-        let (broker, redis) = try ClusterEnvironment.connect(role: "coordinator", logger: logger)
-        defer { redis.shutdown() }
+        let connections = try ClusterEnvironment.connect(role: "coordinator", logger: logger)
         let store: ResultStore
         do {
             store = try ResultStore(path: sweep.storePath)
@@ -204,10 +113,8 @@ struct CoordinatorCommand: AsyncParsableCommand {
         }
         let started = ContinuousClock.now
         let throttle = ProgressThrottle(every: .seconds(5))
-        let coordinator = Coordinator(
-            config: sweep, store: store, transport: broker, state: RedisSharedState(redis: redis), logger: logger)
         let live = ClusterLiveView(
-            config: sweep, scope: "the coordinator (the whole sweep)", store: store, redis: redis)
+            config: sweep, scope: "the coordinator (the whole sweep)", store: store, redis: connections.redis)
         let progress: @Sendable ([String: [TaskState: Int]]) -> Void = { counts in
             SweepMetrics.tasks(counts)
             guard throttle.due() else { return }
@@ -218,19 +125,16 @@ struct CoordinatorCommand: AsyncParsableCommand {
             }
             FileHandle.standardError.write(Data("[\(elapsed)s] tasks done: \(stages.joined(separator: ", "))\n".utf8))
         }
-        let finished = try await ClusterEnvironment.run(
-            cluster, broker: broker, redis: redis, live: live, logger: logger
+        let finished = try await ClusterRoles.host(
+            connections: connections, metrics: try cluster.metricsAddress(), live: live, logger: logger
         ) {
-            // SIGTERM / SIGINT stop the wait; a rerun resumes.
-            try await cancelWhenGracefulShutdown {
-                do {
-                    return try await coordinator.run(progress: progress)
-                } catch let refused as Coordinator.AlreadyRunning {
-                    throw CommandFailure("\(refused)")
-                }
+            do {
+                return try await ClusterRoles.coordinate(
+                    config: sweep, store: store, connections: connections, logger: logger, progress: progress)
+            } catch let refused as Coordinator.AlreadyRunning {
+                throw CommandFailure("\(refused)")
             }
         }
-        await broker.close()
         guard let summary = finished else { throw CommandFailure("stopped before the sweep finished") }
         if json {
             print(summary.json.serialized())
@@ -294,37 +198,20 @@ struct WorkerCommand: AsyncParsableCommand {
     func run() async throws {
         let config = try loadConfig(cluster.config)
         let logger = ClusterEnvironment.logger("worker")
-        let (broker, redis) = try ClusterEnvironment.connect(role: "worker", logger: logger)
-        defer { redis.shutdown() }
+        let connections = try ClusterEnvironment.connect(role: "worker", logger: logger)
         var options = Worker.Options()
         options.prefetch = prefetch
         options.drainSeconds = drainSeconds
         options.maxHoldSeconds = maxHoldSeconds
-        // A worker given its sweep stays with it; one that follows the config's name moves on with it.
-        if sweep != nil { options.sweepCheckSeconds = nil }
         let providers = EmbeddedSweep.providers(for: config, environment: ProcessInfo.processInfo.environment)
-        let live = ClusterLiveView(config: config, scope: "this worker", store: nil, redis: redis)
+        let live = ClusterLiveView(config: config, scope: "this worker", store: nil, redis: connections.redis)
         // The endpoints answer while the worker waits for the coordinator, so liveness holds.
-        _ = try await ClusterEnvironment.run(cluster, broker: broker, redis: redis, live: live, logger: logger) {
-            [sweep, options] in
-            while true {
-                let sweepID = try await cancelWhenGracefulShutdown {
-                    try await ClusterEnvironment.sweepID(sweep, config: config, redis: redis, logger: logger)
-                }
-                let worker = Worker(
-                    config: config, sweepID: sweepID, transport: broker, state: RedisSharedState(redis: redis),
-                    providers: providers,
-                    options: options, logger: logger)
-                await live.bind(sweepID: sweepID)
-                await live.bind(worker: worker)
-                switch try await worker.runSweep() {
-                case .shutDown: return
-                // Given its sweep, the worker ends with it.
-                case .sweepFinished where sweep != nil: return
-                // Wait for the next sweep of the config's name, or for a rerun of this one.
-                case .sweepFinished, .sweepReplaced: continue
-                }
-            }
+        _ = try await ClusterRoles.host(
+            connections: connections, metrics: try cluster.metricsAddress(), live: live, logger: logger
+        ) { [sweep, options] in
+            try await ClusterRoles.work(
+                config: config, sweep: sweep, options: options, providers: providers, connections: connections,
+                live: live, logger: logger)
         }
     }
 }
@@ -350,8 +237,7 @@ struct AggregatorCommand: AsyncParsableCommand {
         // No provider calls here, so no keys: in Kubernetes only the workers hold them.
         let config = try loadConfig(cluster.config, requireAPIKeys: false)
         let logger = ClusterEnvironment.logger("aggregator")
-        let (broker, redis) = try ClusterEnvironment.connect(role: "aggregator", logger: logger)
-        defer { redis.shutdown() }
+        let connections = try ClusterEnvironment.connect(role: "aggregator", logger: logger)
         let store: ResultStore
         do {
             store = try ResultStore(path: config.storePath)
@@ -362,24 +248,13 @@ struct AggregatorCommand: AsyncParsableCommand {
             throw CommandFailure("cannot open the store \(config.storePath): \(error)")
         }
         let live = ClusterLiveView(
-            config: config, scope: "the aggregator (the whole sweep)", store: store, redis: redis)
-        _ = try await ClusterEnvironment.run(cluster, broker: broker, redis: redis, live: live, logger: logger) {
-            [refitSeconds] in
-            // The sweep is the one the coordinator bound this store to, never a name key left in Redis by
-            // an older sweep of the same name.
-            let sweepID = try await cancelWhenGracefulShutdown {
-                try await ClusterEnvironment.sweepID(of: store, logger: logger)
-            }
-            let aggregator: Aggregator
-            do {
-                aggregator = try Aggregator(
-                    config: config, store: store, sweepID: sweepID, transport: broker,
-                    state: RedisSharedState(redis: redis),
-                    refitInterval: refitSeconds, logger: logger)
-            } catch {
-                throw CommandFailure("cannot read the store \(config.storePath): \(error)")
-            }
-            try await aggregator.run()
+            config: config, scope: "the aggregator (the whole sweep)", store: store, redis: connections.redis)
+        _ = try await ClusterRoles.host(
+            connections: connections, metrics: try cluster.metricsAddress(), live: live, logger: logger
+        ) { [refitSeconds] in
+            try await ClusterRoles.aggregate(
+                config: config, store: store, refitSeconds: refitSeconds, connections: connections, live: live,
+                logger: logger)
         }
     }
 }

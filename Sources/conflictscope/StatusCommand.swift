@@ -54,10 +54,10 @@ struct StatusCommand: AsyncParsableCommand {
         var cluster: ClusterStatus? = nil
         if !status.tasks.isEmpty, let sweepID = status.sweepID {
             let logger = ClusterEnvironment.logger("status", level: .critical)
-            let (broker, redis) = try ClusterEnvironment.connect(role: "status", logger: logger)
-            cluster = await ClusterStatus.read(config: sweep, sweepID: sweepID, broker: broker, redis: redis)
-            await broker.close()
-            redis.shutdown()
+            let connections = try ClusterEnvironment.connect(role: "status", logger: logger)
+            cluster = await ClusterStatus.read(
+                config: sweep, sweepID: sweepID, broker: connections.broker, redis: connections.redis)
+            await connections.close()
         }
         if json {
             guard case .object(var fields) = status.json else { return }
