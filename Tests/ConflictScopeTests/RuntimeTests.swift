@@ -397,6 +397,7 @@ struct RuntimeTests {
         #expect(summary.deadTasks == 0)
         #expect(try cluster.taskCount(.done) == cluster.allTasks())
         #expect(try cluster.store.spentUSD() <= 25)
+        #expect(cluster.provider.paidTwice == 0)
     }
 
     /// The budget binds: what the provider charged never passes the limit, however many workers reserve at

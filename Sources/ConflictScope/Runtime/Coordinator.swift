@@ -201,11 +201,13 @@ public struct Coordinator: Sendable {
         return ranges
     }
 
-    /// A restarted shared state (Redis) has lost the run id and the budget; they are set again from the coordinator and
-    /// the store (the name key and the lease are renewed anyway).
+    /// A restarted shared state (Redis) has lost the answers, the run id and the budget; they are set again
+    /// from the coordinator and the store (the name key and the lease are renewed anyway).
     func restoreAfterStateLoss(_ names: ClusterNames, run: String) async throws {
         guard try await state.get(names.runKey) == nil else { return }
         logger.warning("the shared state lost the sweep; restoring it from the store")
+        // The answers first: calls wait for the budget (a missing one fails closed), and must then find them.
+        _ = try await preloadCache(names)
         try await state.set(names.runKey, run)
         if let limit = config.maxCostUSD {
             let budget = state.budget(namespace: names.sweepID, limitUSD: limit)
