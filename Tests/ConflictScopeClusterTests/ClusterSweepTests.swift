@@ -44,20 +44,21 @@ struct ClusterSweepTests {
         let (path, config) = try smallSlowConfig("kill")
         let cluster = LocalCluster(configPath: path, config: config)
         defer { cluster.kill() }
+        // A message no worker can decode, on a task queue the workers will consume (published first: the
+        // queues of a finished sweep are deleted).
+        let names = ClusterNames(
+            sweepID: try ResultStore(path: config.storePath).bindSweep(config), sweepName: config.name)
+        let broker = BrokerConnection(
+            settings: try BrokerSettings(url: amqpURL), name: "test", logger: Logger(label: "test"))
+        try await broker.declare(names.queueSpecs(config))
+        try await broker.publish(
+            Array("{not a task".utf8), to: names.taskQueue(stage: .multipleChoice, model: "sim-steady"))
         try cluster.startAggregator()
         for _ in 0..<3 { try cluster.startWorker() }
         let coordinator = try cluster.startCoordinator()
         defer { if coordinator.isRunning { coordinator.signal(SIGKILL) } }
         try await cluster.waitForDone(atLeast: 15, while: coordinator, timeout: 300)
         cluster.workers[0].signal(SIGKILL)
-
-        // A message no worker can decode, on a task queue the workers consume.
-        let names = ClusterNames(
-            sweepID: try ResultStore(path: config.storePath).bindSweep(config), sweepName: config.name)
-        let broker = BrokerConnection(
-            settings: try BrokerSettings(url: amqpURL), name: "test", logger: Logger(label: "test"))
-        try await broker.publish(
-            Array("{not a task".utf8), to: names.taskQueue(stage: .multipleChoice, model: "sim-steady"))
 
         let (status, summary) = try await coordinator.finish(timeout: 600)
         #expect(status == 0, "coordinator failed: \(cluster.logTails())")

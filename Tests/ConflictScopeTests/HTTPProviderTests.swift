@@ -734,6 +734,30 @@ struct HTTPProviderTests {
         }
     }
 
+    /// A provider throttling in bursts: 429s draw on their own allowance (four times max_retries), so six in
+    /// a row with max_retries 2 still end in the answer; nine do not.
+    @Test func rateLimitsHaveTheirOwnRetryAllowance() async throws {
+        for (throttled, answered) in [(6, true), (9, false)] {
+            let served = Locked(0)
+            let handler: FakeProviderServer.Handler = { _ in
+                let count = served.withLock { count in
+                    count += 1
+                    return count
+                }
+                return count <= throttled
+                    ? Wire.error(429, "Rate limit reached", headers: [("Retry-After", "0")])
+                    : Wire.openAIChat("Through at last.")
+            }
+            try await FakeProviderServer.with(handler) { server in
+                let (caller, config) = try makeCaller(server, maxRetries: 2)
+                let text = try await ask(caller, config)
+                #expect((text == "Through at last.") == answered, "\(throttled) 429s")
+                #expect(server.requests.count == (answered ? throttled + 1 : 9))
+                #expect(try callRows(config.storePath).first?.status == (answered ? "ok" : "failed"))
+            }
+        }
+    }
+
     @Test func retryAfterIsHonoured() async throws {
         let served = Locked(0)
         let handler: FakeProviderServer.Handler = { _ in

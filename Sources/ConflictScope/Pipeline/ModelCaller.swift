@@ -213,6 +213,9 @@ public final class ModelCaller: Sendable {
             var attempts = 0
             var lastError: ProviderError? = nil
             var retriesLeft = call.settings.maxRetries
+            // A 429 says "not now", not "this request fails": it draws on a budget of its own, four times
+            // max_retries, so a provider throttling in bursts does not turn calls into missing data.
+            var rateLimitedRetriesLeft = call.settings.maxRetries * 4
             while true {
                 try await breaker.admit(model: model.name, stop: stop)
                 attempts += 1
@@ -251,8 +254,13 @@ public final class ModelCaller: Sendable {
                             try await limiter.pause(model: model.name, seconds: seconds)
                         }
                     }
-                    guard error.isRetryable, retriesLeft > 0 else { break }
-                    retriesLeft -= 1
+                    if error.kind == .rateLimited {
+                        guard rateLimitedRetriesLeft > 0 else { break }
+                        rateLimitedRetriesLeft -= 1
+                    } else {
+                        guard error.isRetryable, retriesLeft > 0 else { break }
+                        retriesLeft -= 1
+                    }
                     let delay = backoff(attempt: attempts, retryAfter: error.retryAfter, key: call.key)
                     logger.debug(
                         "retrying a call",
