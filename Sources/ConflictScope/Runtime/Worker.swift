@@ -274,9 +274,24 @@ public final class Worker: Service, Sendable {
             await transport.ack(delivery)
             SweepMetrics.task(.acked, stage: stage, model: model)
         } catch is CancellationError {
-            // Shutting down: the broker redelivers the unacknowledged task.
+            // Cancelled at the drain deadline: the task goes back as a fresh copy (the original acked), so one
+            // whose holders keep being scaled in is not taken for a task that kills its workers. In a task of
+            // its own, this one being cancelled; if the copy cannot be published, the broker redelivers.
+            await Task { await self.handBack(delivery) }.value
         } catch {
             await retryOrDeadLetter(delivery, task: task, error: error, stage: stage, model: model, logger: logger)
+        }
+    }
+
+    /// Publishes a copy of `delivery` to its queue and acks the original; leaves it unacknowledged when the
+    /// copy cannot be published.
+    private func handBack(_ delivery: Delivery) async {
+        do {
+            try await transport.publish(delivery.body, to: delivery.queue, headers: delivery.headers)
+            await transport.ack(delivery)
+        } catch {
+            logger.warning(
+                "cannot hand a cancelled task back; the broker redelivers it", metadata: ["error": "\(error)"])
         }
     }
 
