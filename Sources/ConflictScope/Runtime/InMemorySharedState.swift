@@ -132,11 +132,6 @@ struct InMemoryBudget: SharedBudget {
         self.limit = Self.micros(limitUSD)
     }
 
-    static func micros(_ usd: Double) -> Int {
-        guard usd.isFinite else { return usd > 0 ? Int.max / 4 : 0 }
-        return Int((max(0, usd) * 1_000_000).rounded())
-    }
-
     func start(spentUSD: Double) async throws {
         state.atomically(
             { keys in

@@ -55,6 +55,14 @@ public protocol SharedBudget: BudgetGate {
     func spentUSD() async throws -> Double
 }
 
+extension SharedBudget {
+    /// The budget's unit, integer micro-dollars: reserve and settle round the same amount identically.
+    public static func micros(_ usd: Double) -> Int {
+        guard usd.isFinite else { return usd > 0 ? Int.max / 4 : 0 }
+        return Int((max(0, usd) * 1_000_000).rounded())
+    }
+}
+
 /// The budget has no spend on record (the shared state lost it and no coordinator restored it yet): no call
 /// may reserve, since it would read as nothing spent.
 public struct BudgetUnknown: Error, CustomStringConvertible {

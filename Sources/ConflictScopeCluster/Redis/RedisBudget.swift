@@ -46,12 +46,6 @@ public struct RedisBudget: SharedBudget {
         return Double(value) / 1_000_000
     }
 
-    /// Rounds to the nearest micro-dollar; reserve and settle round the same amount identically.
-    static func micros(_ usd: Double) -> Int {
-        guard usd.isFinite else { return usd > 0 ? Int.max / 4 : 0 }
-        return Int((max(0, usd) * 1_000_000).rounded())
-    }
-
     /// KEYS: spent, reserved. ARGV: the store's spend (µ$).
     static let startScript = RedisScript(
         """
