@@ -218,28 +218,63 @@ struct RuntimeTests {
         #expect(try await cluster.broker.connect().queueState(names.dead)?.messages == 1)
     }
 
-    /// A task redelivered more than the worker's delivery limit (its holders crashed) is reported dead by the
-    /// worker itself, before the broker's own limit.
+    /// A holder that dies while handling a task itself (here: holding it without a claim) counts against the
+    /// task: past the worker's delivery limit (0 here) the worker reports it dead, before the broker's own limit.
     @Test(.timeLimit(.minutes(4)))
-    func aTaskRedeliveredPastTheWorkersLimitIsDead() async throws {
+    func aTaskWhoseHoldersDieInItsHandlingIsDead() async throws {
         let cluster = try InProcessCluster(try runtimeConfig())
         let names = try cluster.names()
         let first = try #require(try SweepTasks(config: cluster.config).initial(store: cluster.store).first)
         try cluster.store.registerTasks([first], registration: "test")
-        try await cluster.state.set(names.deliveriesKey(taskID: first.id), "10", ttlSeconds: 60)
         let transport = await cluster.broker.connect()
         try await transport.declare(names.queueSpecs(cluster.config))
         let queue = names.taskQueue(for: first, config: cluster.config)
         try await transport.publish(Array(try JSONEncoder().encode(first)), to: queue)
-        // Its holder dies: the task comes back redelivered, the eleventh time.
+        // Its holder dies: the task comes back redelivered.
         for await _ in try await transport.consume(queue, prefetch: 1) { break }
         await transport.close()
-        let services: [any Service] = [try await cluster.aggregator(), try await cluster.worker()]
+        var options = InProcessCluster.fastWorker()
+        options.deliveryLimit = 0
+        let services: [any Service] = [try await cluster.aggregator(), try await cluster.worker(options)]
         try await cluster.with(services) {
             while try cluster.store.taskState(first.id) == .pending { try await Task.sleep(for: .milliseconds(10)) }
         }
         #expect(try cluster.store.taskState(first.id) == .dead)
+        #expect(try await cluster.state.get(names.deliveriesKey(taskID: first.id)) == "1")
         #expect(cluster.provider.calls == 0)
+    }
+
+    /// A holder lost while its task waits on the provider (scaled in, its node gone, its connection cut) does
+    /// not count against the task: even with a delivery limit of 0 the redelivered task is handed back as a fresh
+    /// copy, waits for the call already made, and is done with the request paid once.
+    @Test(.timeLimit(.minutes(4)))
+    func aHolderLostDuringAProviderCallDoesNotCountAgainstTheTask() async throws {
+        let cluster = try InProcessCluster(try runtimeConfig(latency: 3_000))
+        let names = try cluster.names()
+        let first = try #require(try SweepTasks(config: cluster.config).initial(store: cluster.store).first)
+        try cluster.store.registerTasks([first], registration: "test")
+        let transport = await cluster.broker.connect()
+        try await transport.declare(names.queueSpecs(cluster.config))
+        try await transport.publish(
+            Array(try JSONEncoder().encode(first)), to: names.taskQueue(for: first, config: cluster.config))
+        let lostConnection = await cluster.broker.connect()
+        let lost = Worker(
+            config: cluster.config, sweepID: names.sweepID, transport: lostConnection, state: cluster.state,
+            providers: ["sim": cluster.provider], options: InProcessCluster.fastWorker(), logger: cluster.logger)
+        let holding = Task { try await lost.runSweep() }
+        // Its call is under way: the task's count is lowered while it waits.
+        let count = names.deliveriesKey(taskID: first.id)
+        while try await cluster.state.get(count) != "-1" { try await Task.sleep(for: .milliseconds(10)) }
+        await lostConnection.close()
+        var options = InProcessCluster.fastWorker()
+        options.deliveryLimit = 0
+        let services: [any Service] = [try await cluster.aggregator(), try await cluster.worker(options)]
+        try await cluster.with(services) {
+            while try cluster.store.taskState(first.id) == .pending { try await Task.sleep(for: .milliseconds(10)) }
+        }
+        holding.cancel()
+        #expect(try cluster.store.taskState(first.id) == .done)
+        #expect(cluster.provider.paidTwice == 0)
     }
 
     /// A result over the transport's message size limit fails its publish instead of looping: the task is

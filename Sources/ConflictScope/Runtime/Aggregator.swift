@@ -77,6 +77,7 @@ public final class Aggregator: Service, Sendable {
                 try store.registerTasks(tasks, registration: id, last: last)
             case .finished(let outcome, let batch):
                 try store.apply(batch, outcome: outcome)
+                await cacheAnswers(of: batch)
                 await live.add(batch.judgments)
                 SweepMetrics.resultStored(stage: PipelineTask.stage(ofID: outcome.taskID)?.rawValue ?? "unknown")
             }
@@ -86,6 +87,17 @@ public final class Aggregator: Service, Sendable {
             logger.critical("cannot store a result", metadata: ["error": "\(error)"])
             await transport.reject(delivery, requeue: true)
             await transport.close()
+        }
+    }
+
+    /// Every stored answer is in the response cache too. An answer cached before the shared state was lost
+    /// and stored after the coordinator copied the store back is then not paid for again. Best effort: the
+    /// store holds it either way.
+    private func cacheAnswers(of batch: ResultBatch) async {
+        let cache = SharedResponseCache(state: state, namespace: names.sweepID)
+        for call in batch.calls where call.status == "ok" {
+            guard let text = call.response else { continue }
+            _ = try? await cache.setIfAbsent(call.key, ModelAnswer(text: text, truncated: call.truncated).cacheValue)
         }
     }
 

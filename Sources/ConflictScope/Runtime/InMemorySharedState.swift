@@ -54,9 +54,9 @@ public final class InMemorySharedState: SharedState, @unchecked Sendable {
         }
     }
 
-    public func increment(_ key: String, ttlSeconds: Double) async throws -> Int {
+    public func increment(_ key: String, by delta: Int, ttlSeconds: Double) async throws -> Int {
         lock.withLock {
-            let next = (current(key).flatMap { Int($0) } ?? 0) + 1
+            let next = (current(key).flatMap { Int($0) } ?? 0) + delta
             values[key] = (String(next), Self.expiry(ttlSeconds))
             return next
         }

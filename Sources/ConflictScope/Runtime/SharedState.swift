@@ -8,8 +8,8 @@ public protocol SharedState: Sendable {
     func set(_ key: String, _ value: String, ttlSeconds: Double?) async throws
     /// Sets `key` unless it holds a value, and returns the value that stands: `value`, or the earlier one.
     func setIfAbsent(_ key: String, _ value: String, ttlSeconds: Double?) async throws -> String
-    /// Adds one to the integer at `key` (missing: 0), which then lapses after `ttlSeconds`; returns the sum.
-    func increment(_ key: String, ttlSeconds: Double) async throws -> Int
+    /// Adds `delta` to the integer at `key` (missing: 0), which then lapses after `ttlSeconds`; returns the sum.
+    func increment(_ key: String, by delta: Int, ttlSeconds: Double) async throws -> Int
     func delete(_ keys: [String]) async throws
     /// Keys starting with `prefix` (tests and operators; not for the hot path).
     func keys(prefix: String) async throws -> [String]
@@ -23,6 +23,10 @@ public protocol SharedState: Sendable {
 
 extension SharedState {
     public func set(_ key: String, _ value: String) async throws { try await set(key, value, ttlSeconds: nil) }
+
+    public func increment(_ key: String, ttlSeconds: Double) async throws -> Int {
+        try await increment(key, by: 1, ttlSeconds: ttlSeconds)
+    }
 }
 
 /// A key held by one owner for a limited time, renewed while the owner lives: what the coordinator's lease

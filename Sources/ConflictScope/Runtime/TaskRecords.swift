@@ -8,20 +8,25 @@ import Foundation
 /// paying for it again. A claim is a lease of `claimSeconds`, renewed every third of that while the
 /// call runs (through rate-limit waits, retries and slow providers), so it lapses only when its worker
 /// died or lost the shared state. An answer is cached only if none is: a late duplicate adopts the earlier answer.
+///
+/// While the task holds a claim it waits on the outside (admission, the budget, the provider), so its
+/// `DeliveryCount` is lowered for that time: a holder killed then does not count against the task.
 final class TaskRecords: SweepRecords, @unchecked Sendable {
     private let cache: SharedResponseCache
     private let owner: String
     private let claimSeconds: Double
+    private let deliveryCount: DeliveryCount?
     // `batch`, `claimed` and `renewal` are guarded by `lock`: a task's calls may run concurrently.
     private let lock = NSLock()
     private var batch = ResultBatch()
     private var claimed: [String: any Lease] = [:]
     private var renewal: Task<Void, Never>?
 
-    init(cache: SharedResponseCache, owner: String, claimSeconds: Double = 15) {
+    init(cache: SharedResponseCache, owner: String, claimSeconds: Double = 15, deliveryCount: DeliveryCount? = nil) {
         self.cache = cache
         self.owner = owner
         self.claimSeconds = claimSeconds
+        self.deliveryCount = deliveryCount
     }
 
     deinit { renewal?.cancel() }
@@ -34,10 +39,12 @@ final class TaskRecords: SweepRecords, @unchecked Sendable {
         while true {
             if let cached = try await cache.get(key) { return ModelAnswer(cacheValue: cached) }
             if try await claim.acquire() {
-                lock.withLock {
-                    claimed[key] = claim
+                let firstClaim = lock.withLock {
+                    defer { claimed[key] = claim }
                     if renewal == nil { renewal = Task { [weak self] in await self?.renewClaims() } }
+                    return claimed.isEmpty
                 }
+                if firstClaim { await deliveryCount?.add(-1) }
                 return nil
             }
             try await Task.sleep(for: .milliseconds(50))
@@ -63,11 +70,13 @@ final class TaskRecords: SweepRecords, @unchecked Sendable {
             (call.response, call.truncated) = (cached.text, cached.truncated)
             standing = cached
         }
-        let claim = lock.withLock {
+        let (claim, lastClaim) = lock.withLock {
             batch.calls.append(call)
-            return claimed.removeValue(forKey: call.key)
+            let claim = claimed.removeValue(forKey: call.key)
+            return (claim, claim != nil && claimed.isEmpty)
         }
         if let claim { try? await claim.release() }
+        if lastClaim { await deliveryCount?.add(1) }
         return standing
     }
 
@@ -104,5 +113,21 @@ final class TaskRecords: SweepRecords, @unchecked Sendable {
             return Array(claimed.values)
         }
         for claim in claims { try? await claim.release() }
+        if !claims.isEmpty { await deliveryCount?.add(1) }
+    }
+}
+
+/// How many of a task's holders died in our own code, as opposed to while the task waited on the outside:
+/// what `Worker.Options.deliveryLimit` bounds. The worker adds one for every redelivery; `TaskRecords`
+/// takes one off while the task holds a claim and puts it back after, so a holder killed during a provider
+/// call or a rate-limit wait (scale-ins, node failures) leaves the count where it was, and a task that
+/// crashes its holders in its own handling reaches the limit.
+struct DeliveryCount: Sendable {
+    let state: any SharedState
+    let key: String
+
+    /// Best effort: a lost update errs by one delivery either way.
+    func add(_ delta: Int) async {
+        _ = try? await state.increment(key, by: delta, ttlSeconds: Double(SharedResponseCache.timeToLiveSeconds))
     }
 }

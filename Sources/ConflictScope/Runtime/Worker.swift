@@ -7,8 +7,8 @@ import ServiceLifecycle
 ///
 /// Each (stage, model) queue has its own consumer with a bounded prefetch, so a worker holding
 /// tasks of a saturated model still receives tasks of every other model. On graceful shutdown
-/// (SIGTERM) it stops consuming, lets tasks in flight finish for up to `drainSeconds`, and leaves
-/// the rest unacknowledged for the broker to redeliver.
+/// (SIGTERM) it stops consuming, lets tasks in flight finish for up to `drainSeconds`, then cancels the
+/// rest and hands them back to their queues as fresh copies.
 public final class Worker: Service, Sendable {
     public struct Options: Sendable {
         /// Unacknowledged tasks per queue (each waits for its model's rate limit).
@@ -16,7 +16,7 @@ public final class Worker: Service, Sendable {
         /// Attempts of a task whose handling fails for reasons other than the provider (shared state or
         /// broker trouble), before it is dead-lettered.
         public var maxAttempts = 5
-        /// How long in-flight tasks may run after SIGTERM before they are left to redelivery.
+        /// How long in-flight tasks may run after SIGTERM before they are cancelled and handed back.
         public var drainSeconds = 20.0
         /// Delay of the first retry; doubled per attempt.
         public var retryDelayMilliseconds = 1000
@@ -24,9 +24,13 @@ public final class Worker: Service, Sendable {
         /// well under RabbitMQ's consumer timeout (30 min by default), past which the broker would take back
         /// every task of the worker's channel while the originals keep running.
         public var maxHoldSeconds = 20 * 60.0
-        /// Deliveries of a task flagged as redelivered (its earlier holders crashed, were killed or timed
-        /// out) before it is declared dead; below the broker's own delivery limit (20), so the store learns.
+        /// Holders of a task that may die in our own handling of it (not while it waited on a provider or a
+        /// rate limit: see `DeliveryCount`) before it is declared dead. A redelivered task within the limit
+        /// goes back as a fresh copy, so the broker's own count (20, which counts every death) never binds.
         public var deliveryLimit = 10
+        /// How long a request's claim outlives a worker that died making it (renewed every third of that while
+        /// the worker lives); others wait that long before making the call themselves.
+        public var claimSeconds = 15.0
         /// Seconds between looks at the sweep's name key: when another sweep of this name starts, the
         /// worker finishes what it holds and moves to it. nil: the worker stays with its sweep (`--sweep`).
         public var sweepCheckSeconds: Double? = 5
@@ -222,19 +226,22 @@ public final class Worker: Service, Sendable {
         }
         logger[metadataKey: "task"] = "\(task.id)"
         do {
+            let deliveryCount = DeliveryCount(state: state, key: names.deliveriesKey(taskID: task.id))
             if delivery.redelivered {
-                logger.info("task redelivered")
-                // A task whose holders keep dying or timing out would cycle for ever: after `deliveryLimit`
-                // redeliveries it is dead (the store learns it; a rerun of the coordinator retries it).
-                let key = names.deliveriesKey(taskID: task.id)
+                // A task whose handling keeps killing its holders would cycle for ever: past `deliveryLimit` such
+                // deaths it is dead (the store learns it; a rerun of the coordinator retries it). Deaths while
+                // it waited on the outside were taken off the count while they could happen.
                 let deliveries = try await state.increment(
-                    key, ttlSeconds: Double(SharedResponseCache.timeToLiveSeconds))
+                    deliveryCount.key, ttlSeconds: Double(SharedResponseCache.timeToLiveSeconds))
                 if deliveries > options.deliveryLimit {
                     try await declareDead(
-                        delivery, task: task, reason: "redelivered \(deliveries) times", stage: stage, model: model,
-                        logger: logger)
+                        delivery, task: task, reason: "its holders died \(deliveries) times while handling it",
+                        stage: stage, model: model, logger: logger)
                     return
                 }
+                logger.info("task redelivered; handed back as a fresh copy", metadata: ["task.deliveries": "\(deliveries)"])
+                await handBack(delivery)
+                return
             }
             // Without a run id (the shared state lost it; the coordinator restores it) markers are neither read nor set.
             let run = try await state.get(names.runKey)
@@ -244,7 +251,8 @@ public final class Worker: Service, Sendable {
                 return
             }
             let records = TaskRecords(
-                cache: SharedResponseCache(state: state, namespace: names.sweepID), owner: identity)
+                cache: SharedResponseCache(state: state, namespace: names.sweepID), owner: identity,
+                claimSeconds: options.claimSeconds, deliveryCount: deliveryCount)
             let outcome: TaskOutcome
             do {
                 let followUps = try await handle(task, records: records)
@@ -274,24 +282,23 @@ public final class Worker: Service, Sendable {
             await transport.ack(delivery)
             SweepMetrics.task(.acked, stage: stage, model: model)
         } catch is CancellationError {
-            // Cancelled at the drain deadline: the task goes back as a fresh copy (the original acked), so one
-            // whose holders keep being scaled in is not taken for a task that kills its workers. In a task of
-            // its own, this one being cancelled; if the copy cannot be published, the broker redelivers.
+            // Cancelled at the drain deadline: the task goes back as a fresh copy (the original acked), not left
+            // to redelivery. In a task of its own, this one being cancelled.
             await Task { await self.handBack(delivery) }.value
         } catch {
             await retryOrDeadLetter(delivery, task: task, error: error, stage: stage, model: model, logger: logger)
         }
     }
 
-    /// Publishes a copy of `delivery` to its queue and acks the original; leaves it unacknowledged when the
-    /// copy cannot be published.
+    /// Publishes a copy of `delivery` to its queue and acks the original; leaves it unacknowledged (the broker
+    /// redelivers it) when the copy cannot be published.
     private func handBack(_ delivery: Delivery) async {
         do {
             try await transport.publish(delivery.body, to: delivery.queue, headers: delivery.headers)
             await transport.ack(delivery)
         } catch {
             logger.warning(
-                "cannot hand a cancelled task back; the broker redelivers it", metadata: ["error": "\(error)"])
+                "cannot hand a task back; the broker redelivers it", metadata: ["error": "\(error)"])
         }
     }
 

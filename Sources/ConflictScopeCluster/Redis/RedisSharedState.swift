@@ -22,9 +22,9 @@ public struct RedisSharedState: SharedState {
         return standing
     }
 
-    public func increment(_ key: String, ttlSeconds: Double) async throws -> Int {
+    public func increment(_ key: String, by delta: Int, ttlSeconds: Double) async throws -> Int {
         let reply = try await redis.evaluate(
-            Self.incrementScript, keys: [key], arguments: [String(Self.milliseconds(ttlSeconds))])
+            Self.incrementScript, keys: [key], arguments: [String(delta), String(Self.milliseconds(ttlSeconds))])
         guard let value = reply.integer else { throw RedisError.unexpectedReply("an integer from increment") }
         return value
     }
@@ -75,8 +75,8 @@ public struct RedisSharedState: SharedState {
     /// KEYS: the key. ARGV: TTL in ms.
     static let incrementScript = RedisScript(
         """
-        local value = redis.call('INCR', KEYS[1])
-        redis.call('PEXPIRE', KEYS[1], ARGV[1])
+        local value = redis.call('INCRBY', KEYS[1], ARGV[1])
+        redis.call('PEXPIRE', KEYS[1], ARGV[2])
         return value
         """
     )
