@@ -52,7 +52,9 @@ struct StatusCommand: AsyncParsableCommand {
             throw CommandFailure("\(error)")
         }
         var cluster: ClusterStatus? = nil
-        if !status.tasks.isEmpty, let sweepID = status.sweepID {
+        // A store from before modes were recorded that has tasks ran in a cluster: only the cluster kept tasks then.
+        let inCluster = status.mode == .cluster || (status.mode == nil && !status.tasks.isEmpty)
+        if inCluster, let sweepID = status.sweepID {
             let logger = ClusterEnvironment.logger("status", level: .critical)
             let connections = try ClusterEnvironment.connect(role: "status", logger: logger)
             cluster = await ClusterStatus.read(

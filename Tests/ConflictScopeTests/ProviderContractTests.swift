@@ -120,7 +120,11 @@ struct ProviderContractTests {
         #expect(run.summary.invalidByStage[.multipleChoice] == 3)
         #expect(run.summary.byStage[.multipleChoice]?.made == 9)
         #expect(run.summary.callsFailed == 0)
-        // A rerun reads the cut-off answers from the store, and treats them the same.
+        // Tasks handled again (here: their records gone, so the rerun plans them anew) read the cut-off answers
+        // from the store, and treat them the same.
+        try await openStore(run.config.storePath).write { db in
+            try db.execute(sql: "DELETE FROM task WHERE stage = 'multiple_choice'")
+        }
         let again = try await EmbeddedSweep.run(config: run.config, environment: ["FAKE_API_KEY": "sk-sweep-1"])
         #expect(again.callsMade == 0)
         #expect(again.invalidByStage[.multipleChoice] == 3)

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import ServiceLifecycle
 
 /// Runs a sweep in this process (the default mode) and summarises it.
 public enum EmbeddedSweep {
@@ -51,6 +52,10 @@ public enum EmbeddedSweep {
         return InProcessRateLimiter(limits: limits, rates: ModelRateLimit.limits(of: config))
     }
 
+    /// Runs (or resumes) the sweep in this process: the cluster's coordinator, one worker and the aggregator,
+    /// over the in-memory transport and shared state, so the laptop and the cluster share every rule (what
+    /// is pending, done, retried or dead, the budget, the response cache). `limiter` bounds each model's calls
+    /// in flight (the providers' `concurrency`); `progress` gets the run's counters every second.
     public static func run(
         config: SweepConfig, environment: [String: String] = ProcessInfo.processInfo.environment,
         limiter: InProcessRateLimiter? = nil, logger: Logger = ModelCaller.silentLogger,
@@ -58,21 +63,37 @@ public enum EmbeddedSweep {
     ) async throws -> Summary {
         let store = try ResultStore(path: config.storePath)
         let sweepID = try store.bindSweep(config)
-        let budget = try config.maxCostUSD.map { BudgetTracker(limit: $0, spent: try store.spentUSD()) }
-        let caller = ModelCaller(
-            config: config, providers: providers(for: config, environment: environment),
-            limiter: limiter ?? rateLimiter(for: config), budget: budget, logger: logger)
-        let runner = SweepRunner(config: config, caller: caller)
+        let broker = InMemoryBroker()
+        let state = InMemorySharedState()
+        var options = Worker.Options()
+        // One worker takes every task at once; the limiter, not the prefetch, bounds the calls in flight.
+        options.prefetch = 1024
+        options.sweepCheckSeconds = nil
+        options.finishCheckSeconds = 0.05
+        let worker = Worker(
+            config: config, sweepID: sweepID, transport: await broker.connect(), state: state,
+            providers: providers(for: config, environment: environment), limiter: limiter ?? rateLimiter(for: config),
+            options: options, logger: logger)
+        let aggregator = try Aggregator(
+            config: config, store: store, sweepID: sweepID, transport: await broker.connect(), state: state,
+            refitInterval: 3600, logger: logger)
+        var coordinator = Coordinator(
+            config: config, store: store, transport: await broker.connect(), state: state, logger: logger)
+        coordinator.pollInterval = 0.05
+        coordinator.mode = .embedded
+        let counters = worker.counters
         let reporter = Task {
             while !Task.isCancelled {
                 try? await Task.sleep(for: .seconds(1))
-                if !Task.isCancelled { await progress?(caller.counters) }
+                if !Task.isCancelled { await progress?(counters) }
             }
         }
+        let finished: Summary
         do {
-            try await runner.run(store: store, queue: InProcessTaskQueue())
+            finished = try await runRoles(coordinator, services: [aggregator, worker], logger: logger)
             // The diversity measure's embeddings of the kept descriptions (with an embedder role).
-            try await DescriptionEmbeddings.embed(scenarios: try store.scenarios(), caller: caller, store: store)
+            try await DescriptionEmbeddings.embed(
+                scenarios: try store.scenarios(), caller: worker.runner.caller, store: store)
         } catch {
             // No progress line may follow the error: it is the last line on stderr.
             reporter.cancel()
@@ -81,13 +102,45 @@ public enum EmbeddedSweep {
         }
         reporter.cancel()
         await reporter.value
-        await progress?(caller.counters)
-        let counters = caller.counters
+        await progress?(counters)
         var summary = try summary(
             config: config, store: store, sweepID: sweepID, made: await counters.made, cached: await counters.cached,
             failed: await counters.failed, budgetReached: await counters.budgetHit)
         summary.byStage = await counters.byStage
+        summary.deadTasks = finished.deadTasks
         return summary
+    }
+
+    /// Runs `coordinator` to the end with `services` (the worker and the aggregator) beside it, then shuts
+    /// them down; a service that ends first (a refusing provider stops the worker, a failing store the
+    /// aggregator) ends the run with its error.
+    private static func runRoles(_ coordinator: Coordinator, services: [any Service], logger: Logger) async throws
+        -> Summary
+    {
+        let group = ServiceGroup(
+            configuration: .init(
+                services: services.map { .init(service: $0, successTerminationBehavior: .gracefullyShutdownGroup) },
+                logger: logger))
+        return try await withThrowingTaskGroup(of: Summary?.self) { tasks in
+            tasks.addTask {
+                try await group.run()
+                return nil
+            }
+            tasks.addTask { try await coordinator.run() }
+            // The coordinator ends first when the sweep is finished; the services end first only when stopped.
+            guard let summary = try await tasks.next() ?? nil else {
+                tasks.cancelAll()
+                throw RolesEnded()
+            }
+            await group.triggerGracefulShutdown()
+            try await tasks.waitForAll()
+            return summary
+        }
+    }
+
+    /// The worker or the aggregator stopped before the coordinator found the sweep finished.
+    struct RolesEnded: Error, CustomStringConvertible {
+        var description: String { "the sweep's worker or aggregator stopped before the sweep finished" }
     }
 
     /// A finished sweep's summary: the call counts given, and rankings fitted cold from the store.

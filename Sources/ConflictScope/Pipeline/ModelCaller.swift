@@ -359,30 +359,6 @@ actor SingleFlight {
     }
 }
 
-/// The sweep budget within one process: spend already recorded plus reservations of calls in flight.
-public actor BudgetTracker: BudgetGate {
-    let limit: Double
-    private var spent: Double
-    private var reserved = 0.0
-
-    /// `spent`: what the sweep's recorded calls cost before this run.
-    public init(limit: Double, spent: Double) {
-        self.limit = limit
-        self.spent = spent
-    }
-
-    public func reserve(_ amount: Double) -> Bool {
-        guard spent + reserved + amount <= limit else { return false }
-        reserved += amount
-        return true
-    }
-
-    public func settle(reserved amount: Double, actual: Double) {
-        reserved -= amount
-        spent += actual
-    }
-}
-
 /// What this run did, for progress and the summary, in total and by stage.
 public actor CallCounters {
     /// Calls of one stage: made (answered), cached (reused), failed, and asks whose answers stayed

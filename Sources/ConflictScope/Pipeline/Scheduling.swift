@@ -71,38 +71,6 @@ public struct KeptCandidate: Sendable, Equatable, Codable {
     }
 }
 
-/// Hands out tasks and collects their follow-ups until no work is left. The embedded run uses the
-/// in-process queue; the cluster supplies a broker-backed one.
-public protocol TaskQueue: Sendable {
-    func drain(_ initial: [PipelineTask], handle: @escaping @Sendable (PipelineTask) async -> [PipelineTask]) async
-}
-
-/// Runs tasks concurrently in this process, at most `maxInFlight` at once (calls are further limited
-/// per model by the rate limiter).
-public struct InProcessTaskQueue: TaskQueue {
-    public var maxInFlight: Int
-
-    public init(maxInFlight: Int = 256) { self.maxInFlight = maxInFlight }
-
-    public func drain(_ initial: [PipelineTask], handle: @escaping @Sendable (PipelineTask) async -> [PipelineTask])
-        async
-    {
-        var pending = initial
-        await withTaskGroup(of: [PipelineTask].self) { group in
-            var running = 0
-            while true {
-                while running < maxInFlight, let task = pending.popLast() {
-                    group.addTask { await handle(task) }
-                    running += 1
-                }
-                guard running > 0, let followUps = await group.next() else { break }
-                running -= 1
-                pending.append(contentsOf: followUps.reversed())
-            }
-        }
-    }
-}
-
 /// Tokens of one call: the prompt and the completion.
 public struct TokenUsage: Sendable, Equatable {
     public var input: Int

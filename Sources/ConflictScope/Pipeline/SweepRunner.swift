@@ -1,10 +1,10 @@
 import Foundation
 
-/// Runs the pipeline's tasks. `handle` does one task against `SweepRecords`, and its calls go through
-/// `ModelCaller` (`RateLimiter`, `BudgetGate`), so the embedded run (`run`, draining a `TaskQueue` in
-/// this process) and the cluster's workers (one `handle` per delivered task) share every line of it.
-/// Each stage lives in its own file under `Stages/`. Rerunning a sweep replays the same deterministic
-/// requests: answers come from earlier call records, so only what is missing is asked again.
+/// Does the pipeline's tasks: `handle` does one task against `SweepRecords`, its calls going through
+/// `ModelCaller` (`RateLimiter`, `BudgetGate`). Workers call it once per delivered task, in the cluster and
+/// in the embedded run alike.
+/// Each stage lives in its own file under `Stages/`. A task done again (redelivered, retried, rerun) replays
+/// the same deterministic requests: answers come from the response cache, so only what is missing is asked again.
 public final class SweepRunner: Sendable {
     public let config: SweepConfig
     public let caller: ModelCaller
@@ -12,27 +12,6 @@ public final class SweepRunner: Sendable {
     public init(config: SweepConfig, caller: ModelCaller) {
         self.config = config
         self.caller = caller
-    }
-
-    /// Runs (or resumes) the sweep in this process to the end, or until the budget is reached.
-    public func run(store: ResultStore, queue: any TaskQueue) async throws {
-        _ = try store.bindSweep(config)
-        let failures = FailureBox()
-        await queue.drain(try SweepTasks(config: config).initial(store: store)) { [self] task in
-            do {
-                return try await handle(task, records: store)
-            } catch is ModelCaller.BudgetExhausted {
-                return []
-            } catch let stop as SweepStopped {
-                // Its task stays pending; the other tasks end at their next call.
-                await failures.record(stop)
-                return []
-            } catch {
-                await failures.record(error)
-                return []
-            }
-        }
-        if let error = await failures.first { throw error }
     }
 
     /// Does one task, writing its rows to `records`, and returns its follow-ups.
@@ -201,10 +180,4 @@ public final class SweepRunner: Sendable {
             targetRanking: systemPrompt(condition: condition, valueSet: scenario.valueSet).ranking,
             actSide: scenario.actSide)
     }
-}
-
-/// The first unexpected error of any task (store failures, for example), rethrown after the drain.
-actor FailureBox {
-    private(set) var first: (any Error)?
-    func record(_ error: any Error) { if first == nil { first = error } }
 }

@@ -19,6 +19,22 @@ public struct SweepTasks: Sendable {
         return initial
     }
 
+    /// The tasks of the config's plan that the store never registered: those a config extending its sweep adds
+    /// (round 0 of a new value set's pairs, the evaluations of kept scenarios by a new target, condition or format).
+    public func unregistered(store: ResultStore) throws -> [PipelineTask] {
+        let imported = Set(try store.importedKeptScenarios().map(\.id))
+        var planned = try initial(store: store)
+        for scenario in try store.scenarios()
+        where scenario.status == .kept && !imported.contains(scenario.id)
+            && config.valueSet(named: scenario.valueSet) != nil
+        {
+            // With its user prompt stored, a new target's open-ended task starts from it.
+            planned += evaluations(scenario, importedUserPrompt: try store.userPrompt(scenarioID: scenario.id))
+        }
+        let registered = try store.registeredTaskIDs()
+        return planned.filter { !registered.contains($0.id) }
+    }
+
     /// What follows stage 2: the filter, or with the filter off the evaluations; nothing for an invalid one.
     func afterDetails(_ scenario: Scenario) -> [PipelineTask] {
         switch scenario.status {

@@ -26,6 +26,8 @@ public struct Coordinator: Sendable {
     /// The largest registration message, in bytes (well under the broker's message size limit).
     var registrationChunkBytes = 4 * 1024 * 1024
     let identity = UUID().uuidString
+    /// Where the roles run: recorded in the store, so `status` reads a cluster's queues only for a cluster sweep.
+    var mode = SweepMode.cluster
 
     public init(
         config: SweepConfig, store: ResultStore, transport: any TaskTransport, state: any SharedState, logger: Logger
@@ -58,6 +60,7 @@ public struct Coordinator: Sendable {
         -> EmbeddedSweep.Summary
     {
         let sweepID = try store.bindSweep(config)
+        try store.setMode(mode)
         let names = ClusterNames(sweepID: sweepID, sweepName: config.name)
         let lease = state.lease(names.coordinatorKey, owner: identity, ttlMilliseconds: Int(leaseSeconds * 1000))
         let waitUntil = ContinuousClock.now + .seconds(leaseWaitSeconds)
@@ -101,9 +104,13 @@ public struct Coordinator: Sendable {
                 spentUSD: try store.spentUSD())
         }
         let cached = try await preloadCache(names)
-        // A fresh sweep starts from its initial tasks; a resumed one from every task not done.
+        // A fresh sweep starts from its initial tasks; a resumed one from every task not done, and the tasks a
+        // config that extends the sweep adds (targets, conditions, formats, value sets).
         let known = try store.taskCounts()
-        let tasks = known.isEmpty ? try SweepTasks(config: config).initial(store: store) : try store.unfinishedTasks()
+        let tasks =
+            known.isEmpty
+            ? try SweepTasks(config: config).initial(store: store)
+            : try store.unfinishedTasks() + SweepTasks(config: config).unregistered(store: store)
         logger.info(
             "coordinator publishing",
             metadata: ["sweep": "\(sweepID)", "tasks": "\(tasks.count)", "cache.preloaded": "\(cached)"])

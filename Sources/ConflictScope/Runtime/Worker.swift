@@ -64,9 +64,11 @@ public final class Worker: Service, Sendable {
     private let stopped = StopBox()
     private let draining = Drain()
 
+    /// `limiter`: what admits the calls; by default the shared state's (rate limits across workers).
     public init(
         config: SweepConfig, sweepID: String, transport: any TaskTransport, state: any SharedState,
-        providers: [String: any LLMProvider], options: Options = Options(), logger: Logger
+        providers: [String: any LLMProvider], limiter: (any RateLimiter)? = nil, options: Options = Options(),
+        logger: Logger
     ) {
         self.config = config
         self.names = ClusterNames(sweepID: sweepID, sweepName: config.name)
@@ -79,8 +81,8 @@ public final class Worker: Service, Sendable {
         let budget = config.maxCostUSD.map { state.budget(namespace: sweepID, limitUSD: $0) }
         let caller = ModelCaller(
             config: config, providers: providers,
-            limiter: state.rateLimiter(namespace: sweepID, limits: ModelRateLimit.limits(of: config)),
-            budget: budget)
+            limiter: limiter ?? state.rateLimiter(namespace: sweepID, limits: ModelRateLimit.limits(of: config)),
+            budget: budget, logger: logger)
         self.runner = SweepRunner(config: config, caller: caller)
     }
 
@@ -239,7 +241,8 @@ public final class Worker: Service, Sendable {
                         stage: stage, model: model, logger: logger)
                     return
                 }
-                logger.info("task redelivered; handed back as a fresh copy", metadata: ["task.deliveries": "\(deliveries)"])
+                logger.info(
+                    "task redelivered; handed back as a fresh copy", metadata: ["task.deliveries": "\(deliveries)"])
                 await handBack(delivery)
                 return
             }

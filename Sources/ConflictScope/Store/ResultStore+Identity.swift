@@ -102,6 +102,18 @@ extension ResultStore {
     }
 
     /// The id of the sweep the store holds, or nil before its first run.
+    /// Records where the sweep's last run ran (its coordinator does, at its start).
+    public func setMode(_ mode: SweepMode) throws {
+        try database.write { db in try db.execute(sql: "UPDATE sweep SET mode = ?", arguments: [mode.rawValue]) }
+    }
+
+    /// Where the sweep's last run ran; nil before any run (or for a store of an older version).
+    public func mode() throws -> SweepMode? {
+        try database.read { db in
+            try String.fetchOne(db, sql: "SELECT mode FROM sweep LIMIT 1").flatMap(SweepMode.init(rawValue:))
+        }
+    }
+
     public func sweepID() throws -> String? {
         try database.read { db in try String.fetchOne(db, sql: "SELECT id FROM sweep LIMIT 1") }
     }
@@ -127,4 +139,10 @@ extension ResultStore {
         encoder.outputFormatting = [.sortedKeys]
         return String(decoding: (try? encoder.encode(identity)) ?? Data(), as: UTF8.self)
     }
+}
+
+/// Where a sweep runs: the roles in this process (`run`), or the cluster's processes over RabbitMQ and Redis.
+public enum SweepMode: String, Sendable {
+    case embedded
+    case cluster
 }

@@ -78,6 +78,11 @@ extension ResultStore {
         }.map { try JSONDecoder().decode(PipelineTask.self, from: Data($0.utf8)) }
     }
 
+    /// The ids of every task ever registered.
+    public func registeredTaskIDs() throws -> Set<String> {
+        Set(try database.read { db in try String.fetchAll(db, sql: "SELECT id FROM task") })
+    }
+
     /// Task counts by stage and state.
     public func taskCounts() throws -> [String: [TaskState: Int]] {
         try database.read { db in

@@ -94,6 +94,10 @@ public final class ResultStore: Sendable {
                     ALTER TABLE sweep ADD COLUMN identity TEXT;
                     """)
         }
+        migrator.registerMigration("v5: where the sweep runs") { db in
+            // `SweepMode`: status reads the cluster's queues and shared state only for a cluster sweep.
+            try db.execute(sql: "ALTER TABLE sweep ADD COLUMN mode TEXT")
+        }
         return migrator
     }
 

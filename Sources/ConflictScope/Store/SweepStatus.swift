@@ -41,8 +41,10 @@ public struct SweepStatus: Sendable, JSONRepresentable {
     /// Judgments a finished sweep has: kept scenarios of the configured value sets x targets x conditions x
     /// formats.
     public var expectedJudgments: Int
-    /// Cluster runs: tasks by stage and state (empty for embedded runs, which keep no task table).
+    /// Tasks by stage and state (empty for a store no run has used since tasks were recorded).
     public var tasks: [String: [TaskState: Int]]
+    /// Where the sweep last ran: a cluster sweep's status adds its queues and shared state.
+    public var mode: SweepMode?
     /// Current rankings (no bootstrap), or why they cannot be fitted yet.
     public var rankings: [GroupRanking]
     public var rankingError: String?
@@ -70,7 +72,7 @@ public struct SweepStatus: Sendable, JSONRepresentable {
             outlinesGenerated: snapshot.outlinesGenerated, outlinesKept: snapshot.outlinesKept,
             scenarios: try store.scenarioCounts(), importedScenarios: snapshot.imported, judgments: snapshot.judgments,
             expectedJudgments: keptInSets * config.targets.count * config.conditions.count * config.formats.count,
-            tasks: try store.taskCounts(), rankings: rankings, rankingError: rankingError)
+            tasks: try store.taskCounts(), mode: try store.mode(), rankings: rankings, rankingError: rankingError)
     }
 
     public var json: JSONValue {
@@ -149,7 +151,7 @@ public struct SweepStatus: Sendable, JSONRepresentable {
             "Scenarios: \(scenarios.kept) kept, \(scenarios.rejected) rejected, \(scenarios.undecided) undecided"
             + (importedScenarios > 0 ? " (\(importedScenarios) imported)" : "") + "\n"
         if !tasks.isEmpty {
-            out += "\nTasks (cluster)\n"
+            out += "\nTasks\n"
             for stage in tasks.keys.sorted() {
                 let states = TaskState.allCases.map { "\($0.rawValue) \(tasks[stage]?[$0] ?? 0)" }
                 out += "  \(stage): \(states.joined(separator: ", "))\n"
