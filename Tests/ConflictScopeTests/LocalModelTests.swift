@@ -266,24 +266,16 @@ struct LocalModelTests {
         }
         print("  judgments: \(invalidByFormat); outlines kept \(counts.outlinesKept), scenarios \(scenarios)")
 
-        // The second run makes no call: every answer comes from the store (the user model's opening message
-        // is stored, so that call is not even asked again), and its summary counts the same judgments and
-        // the same unusable answers per stage.
+        // The second run makes no call: the sweep is finished, so no task is left to do (a task done again would
+        // find its answers in the store), and its summary counts the same judgments.
         let second = try runConflictScope(
             ["run", "--config", configPath], environment: [:], logs: folder, label: "run2")
         #expect(second.status == 0, "second run: \(second.stderr.suffix(2000))")
-        #expect(
-            second.stdout.contains(": 0 calls made, ") && second.stdout.contains(" answered from the store, 0 failed"),
-            "\(second.stdout)")
-        #expect(!second.stdout.contains(" 0 answered from the store"), "\(second.stdout)")
+        #expect(second.stdout.contains(": 0 calls made, 0 answered from the store, 0 failed"), "\(second.stdout)")
         #expect(
             second.stdout.contains(
                 "Judgments: \(judgments.count) (\(invalidJudgments) invalid or missing, not counted)"),
             "\(second.stdout)")
-        for (stage, numbers) in reported ?? [:] where stage != "user_prompts" {
-            guard let invalid = numbers["invalid"] as? Int, invalid > 0 else { continue }
-            #expect(second.stdout.contains("\(stage) \(invalid)/"), "\(stage): \(invalid) invalid; \(second.stdout)")
-        }
         let callsAfter = try await store.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM call") ?? 0 }
         #expect(callsAfter == callRows.count)
     }
