@@ -70,6 +70,7 @@ public enum EmbeddedSweep {
         options.prefetch = 1024
         options.sweepCheckSeconds = nil
         options.finishCheckSeconds = 0.05
+        options.maxHoldSeconds = nil
         let worker = Worker(
             config: config, sweepID: sweepID, transport: await broker.connect(), state: state,
             providers: providers(for: config, environment: environment), limiter: limiter ?? rateLimiter(for: config),

@@ -9,17 +9,20 @@ import Foundation
 /// call runs (through rate-limit waits, retries and slow providers), so it lapses only when its worker
 /// died or lost the shared state. An answer is cached only if none is: a late duplicate adopts the earlier answer.
 ///
-/// While the task holds a claim it waits on the outside (admission, the budget, the provider), so its
-/// `DeliveryCount` is lowered for that time: a holder killed then does not count against the task.
+/// While the task holds a claim, or waits for another's, it waits on the outside (admission, the budget, the
+/// provider, a claim of a holder that died), so its `DeliveryCount` is lowered for that time: a holder
+/// killed then does not count against the task.
 final class TaskRecords: SweepRecords, @unchecked Sendable {
     private let cache: SharedResponseCache
     private let owner: String
     private let claimSeconds: Double
     private let deliveryCount: DeliveryCount?
-    // `batch`, `claimed` and `renewal` are guarded by `lock`: a task's calls may run concurrently.
+    // `batch`, `claimed`, `waits` and `renewal` are guarded by `lock`: a task's calls may run concurrently.
     private let lock = NSLock()
     private var batch = ResultBatch()
     private var claimed: [String: any Lease] = [:]
+    /// Claims held plus waits for other workers' claims.
+    private var waits = 0
     private var renewal: Task<Void, Never>?
 
     init(cache: SharedResponseCache, owner: String, claimSeconds: Double = 15, deliveryCount: DeliveryCount? = nil) {
@@ -36,19 +39,42 @@ final class TaskRecords: SweepRecords, @unchecked Sendable {
 
     func successfulResponse(key: String) async throws -> ModelAnswer? {
         let claim = cache.claim(key, owner: owner, ttlMilliseconds: Int(claimSeconds * 1000))
-        while true {
-            if let cached = try await cache.get(key) { return ModelAnswer(cacheValue: cached) }
-            if try await claim.acquire() {
-                let firstClaim = lock.withLock {
-                    defer { claimed[key] = claim }
-                    if renewal == nil { renewal = Task { [weak self] in await self?.renewClaims() } }
-                    return claimed.isEmpty
+        // Waiting for another worker's claim: the wait goes on under this task's own claim, or ends.
+        var waiting = false
+        do {
+            while true {
+                if let cached = try await cache.get(key) {
+                    if waiting { await changeWaits(by: -1) }
+                    return ModelAnswer(cacheValue: cached)
                 }
-                if firstClaim { await deliveryCount?.add(-1) }
-                return nil
+                if try await claim.acquire() {
+                    lock.withLock {
+                        claimed[key] = claim
+                        if renewal == nil { renewal = Task { [weak self] in await self?.renewClaims() } }
+                    }
+                    if !waiting { await changeWaits(by: 1) }
+                    return nil
+                }
+                if !waiting {
+                    waiting = true
+                    await changeWaits(by: 1)
+                }
+                try await Task.sleep(for: .milliseconds(50))
             }
-            try await Task.sleep(for: .milliseconds(50))
+        } catch {
+            if waiting { await Task { await self.changeWaits(by: -1) }.value }
+            throw error
         }
+    }
+
+    /// Counts waits on the outside; the task's delivery count is lowered while there is any.
+    private func changeWaits(by delta: Int) async {
+        let (before, after) = lock.withLock {
+            defer { waits += delta }
+            return (waits, waits + delta)
+        }
+        if before == 0 && after > 0 { await deliveryCount?.add(-1) }
+        if before > 0 && after == 0 { await deliveryCount?.add(1) }
     }
 
     /// Keeps this task's claims alive while it holds any.
@@ -70,13 +96,14 @@ final class TaskRecords: SweepRecords, @unchecked Sendable {
             (call.response, call.truncated) = (cached.text, cached.truncated)
             standing = cached
         }
-        let (claim, lastClaim) = lock.withLock {
+        let claim = lock.withLock {
             batch.calls.append(call)
-            let claim = claimed.removeValue(forKey: call.key)
-            return (claim, claim != nil && claimed.isEmpty)
+            return claimed.removeValue(forKey: call.key)
         }
-        if let claim { try? await claim.release() }
-        if lastClaim { await deliveryCount?.add(1) }
+        if let claim {
+            try? await claim.release()
+            await changeWaits(by: -1)
+        }
         return standing
     }
 
@@ -113,15 +140,16 @@ final class TaskRecords: SweepRecords, @unchecked Sendable {
             return Array(claimed.values)
         }
         for claim in claims { try? await claim.release() }
-        if !claims.isEmpty { await deliveryCount?.add(1) }
+        if !claims.isEmpty { await changeWaits(by: -claims.count) }
     }
 }
 
 /// How many of a task's holders died in our own code, as opposed to while the task waited on the outside:
 /// what `Worker.Options.deliveryLimit` bounds. The worker adds one for every redelivery; `TaskRecords`
-/// takes one off while the task holds a claim and puts it back after, so a holder killed during a provider
-/// call or a rate-limit wait (scale-ins, node failures) leaves the count where it was, and a task that
-/// crashes its holders in its own handling reaches the limit.
+/// takes one off while the task holds a claim or waits for another worker's, and puts it back after, so a
+/// holder killed during a provider call, a rate-limit wait or the wait for a dead holder's claim to lapse
+/// (scale-ins, node failures) leaves the count where it was, and a task that crashes its holders in its
+/// own handling reaches the limit.
 struct DeliveryCount: Sendable {
     let state: any SharedState
     let key: String

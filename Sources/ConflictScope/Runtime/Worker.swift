@@ -22,8 +22,9 @@ public final class Worker: Service, Sendable {
         public var retryDelayMilliseconds = 1000
         /// The longest a task is held unacknowledged before it is given up and sent to its retry queue:
         /// well under RabbitMQ's consumer timeout (30 min by default), past which the broker would take back
-        /// every task of the worker's channel while the originals keep running.
-        public var maxHoldSeconds = 20 * 60.0
+        /// every task of the worker's channel while the originals keep running. nil: no limit (the embedded
+        /// run, whose in-memory transport has no consumer timeout and whose tasks may wait long for a rate limit).
+        public var maxHoldSeconds: Double? = 20 * 60.0
         /// Holders of a task that may die in our own handling of it (not while it waited on a provider or a
         /// rate limit: see `DeliveryCount`) before it is declared dead. A redelivered task within the limit
         /// goes back as a fresh copy, so the broker's own count (20, which counts every death) never binds.
@@ -315,13 +316,14 @@ public final class Worker: Service, Sendable {
     /// `runner.handle`, cancelled with `HeldTooLong` after `maxHoldSeconds`. Claims of calls that never
     /// finished are released before it returns, in a task of their own because this one may be cancelled.
     private func handle(_ task: PipelineTask, records: TaskRecords) async throws -> [PipelineTask] {
-        let limit = options.maxHoldSeconds
         do {
             let followUps = try await withThrowingTaskGroup(of: [PipelineTask]?.self) { group in
                 group.addTask { try await self.runner.handle(task, records: records) }
-                group.addTask {
-                    try await Task.sleep(for: .seconds(limit))
-                    throw HeldTooLong(seconds: limit)
+                if let limit = options.maxHoldSeconds {
+                    group.addTask {
+                        try await Task.sleep(for: .seconds(limit))
+                        throw HeldTooLong(seconds: limit)
+                    }
                 }
                 defer { group.cancelAll() }
                 return try await group.next()! ?? []
