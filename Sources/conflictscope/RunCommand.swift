@@ -71,6 +71,7 @@ struct RunCommand: AsyncParsableCommand {
         if let warning = summary.nothingKeptWarning { FileHandle.standardError.write(Data((warning + "\n").utf8)) }
         if json {
             print(summary.json.serialized())
+            try failIfTasksDied(summary)
             return
         }
         // The HTML report beside the store; the terminal gets a summary of at most about 40 lines.
@@ -86,6 +87,14 @@ struct RunCommand: AsyncParsableCommand {
         print(
             RunSummaryText.text(summary: summary, config: sweep, reportPath: reportPath, tablesHint: !tables),
             terminator: "")
+        try failIfTasksDied(summary)
+    }
+
+    /// Tasks that died (failed too often) leave the sweep incomplete: after its summary, the run fails.
+    private func failIfTasksDied(_ summary: EmbeddedSweep.Summary) throws {
+        guard let dead = summary.deadTasks, dead > 0 else { return }
+        throw CommandFailure(
+            "\(dead) tasks died (failed too often); the sweep is incomplete: run it again to retry them")
     }
 
     @Flag(name: .long, help: "Also print every ranking table and metric (without it: a summary of about 40 lines).")
