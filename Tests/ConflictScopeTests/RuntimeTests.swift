@@ -105,6 +105,16 @@ struct InProcessCluster {
     }
 
     func allTasks() throws -> Int { try store.taskCounts().values.reduce(0) { $0 + $1.values.reduce(0, +) } }
+
+    /// Runs the aggregator and a worker whose delivery limit is 0 (any death it counts kills the task) until
+    /// `task` is no longer pending.
+    func settleWithAWorkerAllowingNoDeaths(_ task: PipelineTask) async throws {
+        var options = Self.fastWorker()
+        options.deliveryLimit = 0
+        try await with([try await aggregator(), try await worker(options)]) {
+            while try store.taskState(task.id) == .pending { try await Task.sleep(for: .milliseconds(10)) }
+        }
+    }
 }
 
 /// A small sweep whose simulated answers take `latency` ms.
@@ -233,12 +243,7 @@ struct RuntimeTests {
         // Its holder dies: the task comes back redelivered.
         for await _ in try await transport.consume(queue, prefetch: 1) { break }
         await transport.close()
-        var options = InProcessCluster.fastWorker()
-        options.deliveryLimit = 0
-        let services: [any Service] = [try await cluster.aggregator(), try await cluster.worker(options)]
-        try await cluster.with(services) {
-            while try cluster.store.taskState(first.id) == .pending { try await Task.sleep(for: .milliseconds(10)) }
-        }
+        try await cluster.settleWithAWorkerAllowingNoDeaths(first)
         #expect(try cluster.store.taskState(first.id) == .dead)
         #expect(try await cluster.state.get(names.deliveriesKey(taskID: first.id)) == "1")
         #expect(cluster.provider.calls == 0)
@@ -266,12 +271,7 @@ struct RuntimeTests {
         let count = names.deliveriesKey(taskID: first.id)
         while try await cluster.state.get(count) != "-1" { try await Task.sleep(for: .milliseconds(10)) }
         await lostConnection.close()
-        var options = InProcessCluster.fastWorker()
-        options.deliveryLimit = 0
-        let services: [any Service] = [try await cluster.aggregator(), try await cluster.worker(options)]
-        try await cluster.with(services) {
-            while try cluster.store.taskState(first.id) == .pending { try await Task.sleep(for: .milliseconds(10)) }
-        }
+        try await cluster.settleWithAWorkerAllowingNoDeaths(first)
         holding.cancel()
         #expect(try cluster.store.taskState(first.id) == .done)
         #expect(cluster.provider.paidTwice == 0)
