@@ -129,6 +129,7 @@ struct ShutdownTests {
         let (status, _) = try await coordinator.finish(timeout: 30)
         #expect(status == 1)
         #expect(cluster.logs(containing: "stopped before the sweep finished") == 1)
+        await cluster.stop()  // deletes the sweep's queues
     }
 }
 

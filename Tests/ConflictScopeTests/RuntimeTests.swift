@@ -107,12 +107,14 @@ struct InProcessCluster {
     func allTasks() throws -> Int { try store.taskCounts().values.reduce(0) { $0 + $1.values.reduce(0, +) } }
 
     /// Runs the aggregator and a worker whose delivery limit is 0 (any death it counts kills the task) until
-    /// `task` is no longer pending.
-    func settleWithAWorkerAllowingNoDeaths(_ task: PipelineTask) async throws {
+    /// none of `tasks` is pending.
+    func settleWithAWorkerAllowingNoDeaths(_ tasks: [PipelineTask]) async throws {
         var options = Self.fastWorker()
         options.deliveryLimit = 0
         try await with([try await aggregator(), try await worker(options)]) {
-            while try store.taskState(task.id) == .pending { try await Task.sleep(for: .milliseconds(10)) }
+            while try tasks.contains(where: { try store.taskState($0.id) == .pending }) {
+                try await Task.sleep(for: .milliseconds(10))
+            }
         }
     }
 }
@@ -228,25 +230,37 @@ struct RuntimeTests {
         #expect(try await cluster.broker.connect().queueState(names.dead)?.messages == 1)
     }
 
-    /// A holder that dies while handling a task itself (here: holding it without a claim) counts against the
-    /// task: past the worker's delivery limit (0 here) the worker reports it dead, before the broker's own limit.
+    /// A holder that dies while handling a task itself (here: it began the task, as a worker does, and died
+    /// without a claim) counts against the task: past the worker's delivery limit (0 here) the worker reports it
+    /// dead, before the broker's own limit. A holder that dies with a task it had not begun (prefetched) does not.
     @Test(.timeLimit(.minutes(4)))
     func aTaskWhoseHoldersDieInItsHandlingIsDead() async throws {
         let cluster = try InProcessCluster(try runtimeConfig())
         let names = try cluster.names()
-        let first = try #require(try SweepTasks(config: cluster.config).initial(store: cluster.store).first)
-        try cluster.store.registerTasks([first], registration: "test")
+        let tasks = Array(try SweepTasks(config: cluster.config).initial(store: cluster.store).prefix(2))
+        try #require(tasks.count == 2)
+        let (begun, prefetched) = (tasks[0], tasks[1])
+        try cluster.store.registerTasks(tasks, registration: "test")
         let transport = await cluster.broker.connect()
         try await transport.declare(names.queueSpecs(cluster.config))
-        let queue = names.taskQueue(for: first, config: cluster.config)
-        try await transport.publish(Array(try JSONEncoder().encode(first)), to: queue)
-        // Its holder dies: the task comes back redelivered.
-        for await _ in try await transport.consume(queue, prefetch: 1) { break }
+        for task in tasks {
+            try await transport.publish(
+                Array(try JSONEncoder().encode(task)), to: names.taskQueue(for: task, config: cluster.config))
+        }
+        // Its holder takes both, begins one and dies: both come back redelivered.
+        for task in tasks {
+            for await _ in try await transport.consume(names.taskQueue(for: task, config: cluster.config), prefetch: 1)
+            {
+                break
+            }
+        }
+        await DeliveryCount(state: cluster.state, key: names.deliveriesKey(taskID: begun.id)).add(1)
         await transport.close()
-        try await cluster.settleWithAWorkerAllowingNoDeaths(first)
-        #expect(try cluster.store.taskState(first.id) == .dead)
-        #expect(try await cluster.state.get(names.deliveriesKey(taskID: first.id)) == "1")
-        #expect(cluster.provider.calls == 0)
+        try await cluster.settleWithAWorkerAllowingNoDeaths(tasks)
+        #expect(try cluster.store.taskState(begun.id) == .dead)
+        #expect(try await cluster.state.get(names.deliveriesKey(taskID: begun.id)) == "1")
+        #expect(try cluster.store.taskState(prefetched.id) == .done)
+        #expect(try await cluster.state.get(names.deliveriesKey(taskID: prefetched.id)) == "0")
     }
 
     /// A holder lost while its task waits on the provider (scaled in, its node gone, its connection cut) does
@@ -267,11 +281,11 @@ struct RuntimeTests {
             config: cluster.config, sweepID: names.sweepID, transport: lostConnection, state: cluster.state,
             providers: ["sim": cluster.provider], options: InProcessCluster.fastWorker(), logger: cluster.logger)
         let holding = Task { try await lost.runSweep() }
-        // Its call is under way: the task's count is lowered while it waits.
+        // Its call is under way: the task's count (raised when the worker began it) is lowered while it waits.
         let count = names.deliveriesKey(taskID: first.id)
-        while try await cluster.state.get(count) != "-1" { try await Task.sleep(for: .milliseconds(10)) }
+        while try await cluster.state.get(count) != "0" { try await Task.sleep(for: .milliseconds(10)) }
         await lostConnection.close()
-        try await cluster.settleWithAWorkerAllowingNoDeaths(first)
+        try await cluster.settleWithAWorkerAllowingNoDeaths([first])
         holding.cancel()
         #expect(try cluster.store.taskState(first.id) == .done)
         #expect(cluster.provider.paidTwice == 0)

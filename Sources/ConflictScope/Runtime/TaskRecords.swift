@@ -144,18 +144,22 @@ final class TaskRecords: SweepRecords, @unchecked Sendable {
     }
 }
 
-/// How many of a task's holders died in our own code, as opposed to while the task waited on the outside:
-/// what `Worker.Options.deliveryLimit` bounds. The worker adds one for every redelivery; `TaskRecords`
-/// takes one off while the task holds a claim or waits for another worker's, and puts it back after, so a
-/// holder killed during a provider call, a rate-limit wait or the wait for a dead holder's claim to lapse
-/// (scale-ins, node failures) leaves the count where it was, and a task that crashes its holders in its
-/// own handling reaches the limit.
+/// How many of a task's holders died in our own code, as opposed to while the task waited on the outside or
+/// before they began it: what `Worker.Options.deliveryLimit` bounds. A worker adds one when it begins a task and
+/// takes it off when it is through with it; `TaskRecords` takes one off while the task holds a claim or waits
+/// for another worker's, and puts it back after. A holder killed during a provider call, a rate-limit wait or
+/// the wait for a dead holder's claim to lapse (scale-ins, node failures), or with the task only prefetched,
+/// leaves the count where it was; one that a task crashes in its own handling leaves it one higher. Copies of a
+/// task (a hand-back whose original was redelivered too) share the count.
 struct DeliveryCount: Sendable {
     let state: any SharedState
     let key: String
 
-    /// Best effort: a lost update errs by one delivery either way.
+    /// Best effort: a lost update errs by one death either way.
     func add(_ delta: Int) async {
         _ = try? await state.increment(key, by: delta, ttlSeconds: Double(SharedResponseCache.timeToLiveSeconds))
     }
+
+    /// The holders that died in their own handling of the task.
+    func deaths() async throws -> Int { Int(try await state.get(key) ?? "") ?? 0 }
 }

@@ -26,7 +26,7 @@ public final class Worker: Service, Sendable {
         /// run, whose in-memory transport has no consumer timeout and whose tasks may wait long for a rate limit).
         public var maxHoldSeconds: Double? = 20 * 60.0
         /// Holders of a task that may die in our own handling of it (not while it waited on a provider or a
-        /// rate limit: see `DeliveryCount`) before it is declared dead. A redelivered task within the limit
+        /// rate limit, nor before they began it: see `DeliveryCount`) before it is declared dead. A redelivered task within the limit
         /// goes back as a fresh copy, so the broker's own count (20, which counts every death) never binds.
         public var deliveryLimit = 10
         /// How long a request's claim outlives a worker that died making it (renewed every third of that while
@@ -228,25 +228,51 @@ public final class Worker: Service, Sendable {
             return
         }
         logger[metadataKey: "task"] = "\(task.id)"
+        let deliveryCount = DeliveryCount(state: state, key: names.deliveriesKey(taskID: task.id))
+        if delivery.redelivered {
+            await handBack(redelivered: delivery, task: task, deliveryCount: deliveryCount, logger: logger)
+            return
+        }
+        // In our own code from here, but for the waits on the outside: a holder dying now counts against the task.
+        await deliveryCount.add(1)
+        await handleFirstDelivery(
+            delivery, task: task, deliveryCount: deliveryCount, stage: stage, model: model, logger: logger)
+        // In a task of its own: this one may be cancelled (the drain deadline), and a missed -1 would count a death.
+        await Task { await deliveryCount.add(-1) }.value
+    }
+
+    /// A redelivered task (its holder died or lost its connection) is dead if its holders died in their own
+    /// handling of it more than `deliveryLimit` times: it would cycle for ever (the store learns it; a rerun
+    /// of the coordinator retries it). Otherwise it goes back as a fresh copy, which resets the broker's own
+    /// delivery count: that one counts every death, including those of holders that never began the task.
+    private func handBack(
+        redelivered delivery: Delivery, task: PipelineTask, deliveryCount: DeliveryCount, logger: Logger
+    ) async {
+        let (stage, model) = names.stageAndModel(ofQueue: delivery.queue) ?? ("unknown", "unknown")
         do {
-            let deliveryCount = DeliveryCount(state: state, key: names.deliveriesKey(taskID: task.id))
-            if delivery.redelivered {
-                // A task whose handling keeps killing its holders would cycle for ever: past `deliveryLimit` such
-                // deaths it is dead (the store learns it; a rerun of the coordinator retries it). Deaths while
-                // it waited on the outside were taken off the count while they could happen.
-                let deliveries = try await state.increment(
-                    deliveryCount.key, ttlSeconds: Double(SharedResponseCache.timeToLiveSeconds))
-                if deliveries > options.deliveryLimit {
-                    try await declareDead(
-                        delivery, task: task, reason: "its holders died \(deliveries) times while handling it",
-                        stage: stage, model: model, logger: logger)
-                    return
-                }
-                logger.info(
-                    "task redelivered; handed back as a fresh copy", metadata: ["task.deliveries": "\(deliveries)"])
-                await handBack(delivery)
+            let deaths = try await deliveryCount.deaths()
+            if deaths > options.deliveryLimit {
+                try await declareDead(
+                    delivery, task: task, reason: "its holders died \(deaths) times while handling it",
+                    stage: stage, model: model, logger: logger)
                 return
             }
+            logger.info("task redelivered; handed back as a fresh copy", metadata: ["task.deaths": "\(deaths)"])
+            await handBack(delivery)
+        } catch is CancellationError {
+            await Task { await self.handBack(delivery) }.value
+        } catch {
+            await retryOrDeadLetter(delivery, task: task, error: error, stage: stage, model: model, logger: logger)
+        }
+    }
+
+    /// Handles a task delivered for the first time to the end: ack after its results are confirmed, retry
+    /// later, or dead-letter.
+    private func handleFirstDelivery(
+        _ delivery: Delivery, task: PipelineTask, deliveryCount: DeliveryCount, stage: String, model: String,
+        logger: Logger
+    ) async {
+        do {
             // Without a run id (the shared state lost it; the coordinator restores it) markers are neither read nor set.
             let run = try await state.get(names.runKey)
             if let run, try await state.get(names.doneKey(taskID: task.id, run: run)) != nil {
