@@ -109,7 +109,9 @@ public struct ClusterNames: Sendable {
     /// The running coordinator's lease (a `Lease`): a second coordinator of the sweep refuses to start.
     public var coordinatorKey: String { "cs:\(sweepID):coordinator" }
 
-    /// How often a task was delivered with the redelivered flag (a task that keeps crashing or stalling
-    /// workers becomes dead after `Worker.Options.deliveryLimit`).
+    /// How many of a task's holders died in their own handling of it (see `DeliveryCount`).
     public func deliveriesKey(taskID: String) -> String { "cs:\(sweepID):deliveries:\(taskID)" }
+
+    /// How often a task came back redelivered, whatever its holder died of (see `DeliveryCount`).
+    public func redeliveriesKey(taskID: String) -> String { "cs:\(sweepID):redeliveries:\(taskID)" }
 }

@@ -145,21 +145,35 @@ final class TaskRecords: SweepRecords, @unchecked Sendable {
 }
 
 /// How many of a task's holders died in our own code, as opposed to while the task waited on the outside or
-/// before they began it: what `Worker.Options.deliveryLimit` bounds. A worker adds one when it begins a task and
-/// takes it off when it is through with it; `TaskRecords` takes one off while the task holds a claim or waits
-/// for another worker's, and puts it back after. A holder killed during a provider call, a rate-limit wait or
-/// the wait for a dead holder's claim to lapse (scale-ins, node failures), or with the task only prefetched,
-/// leaves the count where it was; one that a task crashes in its own handling leaves it one higher. Copies of a
-/// task (a hand-back whose original was redelivered too) share the count.
+/// before they began it, and how often it came back redelivered: what `Worker.Options.deliveryLimit` bounds. A
+/// worker adds one death when it begins a task and takes it off when it is through with it; `TaskRecords` takes
+/// one off while the task holds a claim or waits for another worker's, and puts it back after. A holder killed
+/// during a provider call, a rate-limit wait or the wait for a dead holder's claim to lapse (scale-ins, node
+/// failures), or with the task only prefetched, leaves the deaths where they were; one that a task crashes in
+/// its own handling leaves them one higher. Copies of a task (a hand-back whose original was redelivered too)
+/// share the counts.
 struct DeliveryCount: Sendable {
     let state: any SharedState
-    let key: String
+    let deathsKey: String
+    let redeliveriesKey: String
+
+    init(state: any SharedState, names: ClusterNames, taskID: String) {
+        self.state = state
+        deathsKey = names.deliveriesKey(taskID: taskID)
+        redeliveriesKey = names.redeliveriesKey(taskID: taskID)
+    }
 
     /// Best effort: a lost update errs by one death either way.
     func add(_ delta: Int) async {
-        _ = try? await state.increment(key, by: delta, ttlSeconds: Double(SharedResponseCache.timeToLiveSeconds))
+        _ = try? await state.increment(deathsKey, by: delta, ttlSeconds: Self.ttlSeconds)
     }
 
-    /// The holders that died in their own handling of the task.
-    func deaths() async throws -> Int { Int(try await state.get(key) ?? "") ?? 0 }
+    /// Counts one more redelivery; the holders that died in their own handling of the task, and the
+    /// redeliveries so far.
+    func redelivered() async throws -> (deaths: Int, redeliveries: Int) {
+        let redeliveries = try await state.increment(redeliveriesKey, by: 1, ttlSeconds: Self.ttlSeconds)
+        return (Int(try await state.get(deathsKey) ?? "") ?? 0, redeliveries)
+    }
+
+    private static let ttlSeconds = Double(SharedResponseCache.timeToLiveSeconds)
 }

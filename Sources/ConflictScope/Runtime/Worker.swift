@@ -26,8 +26,11 @@ public final class Worker: Service, Sendable {
         /// run, whose in-memory transport has no consumer timeout and whose tasks may wait long for a rate limit).
         public var maxHoldSeconds: Double? = 20 * 60.0
         /// Holders of a task that may die in our own handling of it (not while it waited on a provider or a
-        /// rate limit, nor before they began it: see `DeliveryCount`) before it is declared dead. A redelivered task within the limit
-        /// goes back as a fresh copy, so the broker's own count (20, which counts every death) never binds.
+        /// rate limit, nor before they began it: see `DeliveryCount`) before it is declared dead, if they also
+        /// died in most of its redeliveries: a task that crashes its workers kills nearly every holder, while one
+        /// that came back often for unrelated deaths (a slow call under many scale-ins) only now and then died
+        /// with its holder in our code. A redelivered task that is not dead goes back as a fresh copy, so the
+        /// broker's own count (20, which counts every death) never binds.
         public var deliveryLimit = 10
         /// How long a request's claim outlives a worker that died making it (renewed every third of that while
         /// the worker lives); others wait that long before making the call themselves.
@@ -228,7 +231,7 @@ public final class Worker: Service, Sendable {
             return
         }
         logger[metadataKey: "task"] = "\(task.id)"
-        let deliveryCount = DeliveryCount(state: state, key: names.deliveriesKey(taskID: task.id))
+        let deliveryCount = DeliveryCount(state: state, names: names, taskID: task.id)
         if delivery.redelivered {
             await handBack(redelivered: delivery, task: task, deliveryCount: deliveryCount, logger: logger)
             return
@@ -242,22 +245,25 @@ public final class Worker: Service, Sendable {
     }
 
     /// A redelivered task (its holder died or lost its connection) is dead if its holders died in their own
-    /// handling of it more than `deliveryLimit` times: it would cycle for ever (the store learns it; a rerun
-    /// of the coordinator retries it). Otherwise it goes back as a fresh copy, which resets the broker's own
+    /// handling of it more than `deliveryLimit` times and in most of its redeliveries: it would cycle for ever
+    /// (the store learns it; a rerun of the coordinator retries it). Otherwise it goes back as a fresh copy, which resets the broker's own
     /// delivery count: that one counts every death, including those of holders that never began the task.
     private func handBack(
         redelivered delivery: Delivery, task: PipelineTask, deliveryCount: DeliveryCount, logger: Logger
     ) async {
         let (stage, model) = names.stageAndModel(ofQueue: delivery.queue) ?? ("unknown", "unknown")
         do {
-            let deaths = try await deliveryCount.deaths()
-            if deaths > options.deliveryLimit {
+            let (deaths, redeliveries) = try await deliveryCount.redelivered()
+            if deaths > options.deliveryLimit && 2 * deaths > redeliveries {
                 try await declareDead(
-                    delivery, task: task, reason: "its holders died \(deaths) times while handling it",
+                    delivery, task: task,
+                    reason: "its holders died \(deaths) times while handling it (of \(redeliveries) redeliveries)",
                     stage: stage, model: model, logger: logger)
                 return
             }
-            logger.info("task redelivered; handed back as a fresh copy", metadata: ["task.deaths": "\(deaths)"])
+            logger.info(
+                "task redelivered; handed back as a fresh copy",
+                metadata: ["task.deaths": "\(deaths)", "task.redeliveries": "\(redeliveries)"])
             await handBack(delivery)
         } catch is CancellationError {
             await Task { await self.handBack(delivery) }.value
