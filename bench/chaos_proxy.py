@@ -96,8 +96,9 @@ class ProviderProxy:
         while self.in_flight and time.time() < deadline:
             time.sleep(0.1)
 
-    def slow_in_flight(self) -> list[tuple[str, float, float]]:
-        """Slow calls whose answer is still held: (worker, start, release time)."""
+    def slow_in_flight(self) -> list[tuple[str, float, float, float]]:
+        """Slow calls whose answer is still held: (worker, start, release time, delay). The delay is drawn
+        from the request's content, so it tells one request's attempts apart from another's."""
         with self._lock:
             return list(self._slow.values())
 
@@ -168,7 +169,7 @@ class ProviderProxy:
         delay = self.slowness(model, body)
         if delay:
             with self._lock:
-                self._slow[id(client)] = (worker, start, start + delay)
+                self._slow[id(client)] = (worker, start, start + delay, delay)
         exchange = asyncio.ensure_future(self._forward(line, headers, body))
         watcher = asyncio.ensure_future(client.wait_closed())
         try:

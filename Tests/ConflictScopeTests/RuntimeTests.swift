@@ -48,6 +48,20 @@ struct InProcessCluster {
 
     func names() throws -> ClusterNames { ClusterNames(sweepID: try store.bindSweep(config), sweepName: config.name) }
 
+    /// Registers `tasks` in the store and publishes them, as the coordinator would; returns the connection
+    /// that published them.
+    func publishRegistered(_ tasks: [PipelineTask]) async throws -> any TaskTransport {
+        let names = try names()
+        try store.registerTasks(tasks, registration: "test")
+        let transport = await broker.connect()
+        try await transport.declare(names.queueSpecs(config))
+        for task in tasks {
+            try await transport.publish(
+                Array(try JSONEncoder().encode(task)), to: names.taskQueue(for: task, config: config))
+        }
+        return transport
+    }
+
     func worker(_ options: Worker.Options = fastWorker()) async throws -> Worker {
         Worker(
             config: config, sweepID: try store.bindSweep(config), transport: await broker.connect(), state: state,
@@ -240,13 +254,7 @@ struct RuntimeTests {
         let tasks = Array(try SweepTasks(config: cluster.config).initial(store: cluster.store).prefix(2))
         try #require(tasks.count == 2)
         let (begun, prefetched) = (tasks[0], tasks[1])
-        try cluster.store.registerTasks(tasks, registration: "test")
-        let transport = await cluster.broker.connect()
-        try await transport.declare(names.queueSpecs(cluster.config))
-        for task in tasks {
-            try await transport.publish(
-                Array(try JSONEncoder().encode(task)), to: names.taskQueue(for: task, config: cluster.config))
-        }
+        let transport = try await cluster.publishRegistered(tasks)
         // Its holder takes both, begins one and dies: both come back redelivered.
         for task in tasks {
             for await _ in try await transport.consume(names.taskQueue(for: task, config: cluster.config), prefetch: 1)
@@ -271,11 +279,8 @@ struct RuntimeTests {
         let cluster = try InProcessCluster(try runtimeConfig())
         let names = try cluster.names()
         let first = try #require(try SweepTasks(config: cluster.config).initial(store: cluster.store).first)
-        try cluster.store.registerTasks([first], registration: "test")
-        let transport = await cluster.broker.connect()
-        try await transport.declare(names.queueSpecs(cluster.config))
+        let transport = try await cluster.publishRegistered([first])
         let queue = names.taskQueue(for: first, config: cluster.config)
-        try await transport.publish(Array(try JSONEncoder().encode(first)), to: queue)
         for await _ in try await transport.consume(queue, prefetch: 1) { break }
         await transport.close()
         // Two deaths in its handling over ten earlier redeliveries; the limit is 1.
@@ -294,11 +299,7 @@ struct RuntimeTests {
         let cluster = try InProcessCluster(try runtimeConfig(latency: 3_000))
         let names = try cluster.names()
         let first = try #require(try SweepTasks(config: cluster.config).initial(store: cluster.store).first)
-        try cluster.store.registerTasks([first], registration: "test")
-        let transport = await cluster.broker.connect()
-        try await transport.declare(names.queueSpecs(cluster.config))
-        try await transport.publish(
-            Array(try JSONEncoder().encode(first)), to: names.taskQueue(for: first, config: cluster.config))
+        _ = try await cluster.publishRegistered([first])
         let lostConnection = await cluster.broker.connect()
         let lost = Worker(
             config: cluster.config, sweepID: names.sweepID, transport: lostConnection, state: cluster.state,
@@ -434,13 +435,7 @@ struct RuntimeTests {
         let cluster = try InProcessCluster(try runtimeConfig())
         let names = try cluster.names()
         let tasks = try SweepTasks(config: cluster.config).initial(store: cluster.store)
-        try cluster.store.registerTasks(tasks, registration: "test")
-        let transport = await cluster.broker.connect()
-        try await transport.declare(names.queueSpecs(cluster.config))
-        for task in tasks {
-            try await transport.publish(
-                Array(try JSONEncoder().encode(task)), to: names.taskQueue(for: task, config: cluster.config))
-        }
+        let transport = try await cluster.publishRegistered(tasks)
         let worker = Worker(
             config: cluster.config, sweepID: names.sweepID, transport: await cluster.broker.connect(),
             state: cluster.state, providers: ["sim": Unreachable()], options: InProcessCluster.fastWorker(),
