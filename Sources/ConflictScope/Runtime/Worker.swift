@@ -246,8 +246,9 @@ public final class Worker: Service, Sendable {
 
     /// A redelivered task (its holder died or lost its connection) is dead if its holders died in their own
     /// handling of it more than `deliveryLimit` times and in most of its redeliveries: it would cycle for ever
-    /// (the store learns it; a rerun of the coordinator retries it). Otherwise it goes back as a fresh copy, which resets the broker's own
-    /// delivery count: that one counts every death, including those of holders that never began the task.
+    /// (the store learns it; a rerun of the coordinator retries it). Otherwise it goes back as a fresh copy,
+    /// which resets the broker's own delivery count: that one counts every death, including those of holders
+    /// that never began the task.
     private func handBack(
         redelivered delivery: Delivery, task: PipelineTask, deliveryCount: DeliveryCount, logger: Logger
     ) async {
