@@ -207,7 +207,7 @@ struct ClusterPromisesTests {
         // Four holders of the first task died in their handling of it already: redelivered once more, it is dead.
         var options = Worker.Options()
         options.deliveryLimit = 3
-        try await redis.set(names.deliveriesKey(taskID: tasks[0].id), "4", ttlSeconds: 60)
+        try await redis.set(names.deathsKey(taskID: tasks[0].id), "4", ttlSeconds: 60)
         let queue = names.taskQueue(for: tasks[0], config: config)
         try await broker.publish(Array(try JSONEncoder().encode(tasks[0])), to: queue)
         // A worker takes it and dies holding it: its connection closes, and the task comes back redelivered.

@@ -266,9 +266,9 @@ struct RuntimeTests {
         await transport.close()
         try await cluster.settle(tasks)
         #expect(try cluster.store.taskState(begun.id) == .dead)
-        #expect(try await cluster.state.get(names.deliveriesKey(taskID: begun.id)) == "1")
+        #expect(try await cluster.state.get(names.deathsKey(taskID: begun.id)) == "1")
         #expect(try cluster.store.taskState(prefetched.id) == .done)
-        #expect(try await cluster.state.get(names.deliveriesKey(taskID: prefetched.id)) == "0")
+        #expect(try await cluster.state.get(names.deathsKey(taskID: prefetched.id)) == "0")
     }
 
     /// A task that came back many times, its holders dying in its handling only in a few of them (a slow call
@@ -284,7 +284,7 @@ struct RuntimeTests {
         for await _ in try await transport.consume(queue, prefetch: 1) { break }
         await transport.close()
         // Two deaths in its handling over ten earlier redeliveries; the limit is 1.
-        try await cluster.state.set(names.deliveriesKey(taskID: first.id), "2", ttlSeconds: 60)
+        try await cluster.state.set(names.deathsKey(taskID: first.id), "2", ttlSeconds: 60)
         try await cluster.state.set(names.redeliveriesKey(taskID: first.id), "10", ttlSeconds: 60)
         try await cluster.settle([first], deliveryLimit: 1)
         #expect(try cluster.store.taskState(first.id) == .done)
@@ -306,7 +306,7 @@ struct RuntimeTests {
             providers: ["sim": cluster.provider], options: InProcessCluster.fastWorker(), logger: cluster.logger)
         let holding = Task { try await lost.runSweep() }
         // Its call is under way: the task's count (raised when the worker began it) is lowered while it waits.
-        let count = names.deliveriesKey(taskID: first.id)
+        let count = names.deathsKey(taskID: first.id)
         while try await cluster.state.get(count) != "0" { try await Task.sleep(for: .milliseconds(10)) }
         await lostConnection.close()
         try await cluster.settle([first])

@@ -110,7 +110,7 @@ public struct ClusterNames: Sendable {
     public var coordinatorKey: String { "cs:\(sweepID):coordinator" }
 
     /// How many of a task's holders died in their own handling of it (see `DeliveryCount`).
-    public func deliveriesKey(taskID: String) -> String { "cs:\(sweepID):deliveries:\(taskID)" }
+    public func deathsKey(taskID: String) -> String { "cs:\(sweepID):deaths:\(taskID)" }
 
     /// How often a task came back redelivered, whatever its holder died of (see `DeliveryCount`).
     public func redeliveriesKey(taskID: String) -> String { "cs:\(sweepID):redeliveries:\(taskID)" }

@@ -159,7 +159,7 @@ struct DeliveryCount: Sendable {
 
     init(state: any SharedState, names: ClusterNames, taskID: String) {
         self.state = state
-        deathsKey = names.deliveriesKey(taskID: taskID)
+        deathsKey = names.deathsKey(taskID: taskID)
         redeliveriesKey = names.redeliveriesKey(taskID: taskID)
     }
 
