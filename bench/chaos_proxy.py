@@ -22,11 +22,11 @@ the rest. Standard library only.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import json
 import threading
 import time
-from dataclasses import dataclass
 
 from cluster_harness import WORKER_HEADER
 
@@ -40,7 +40,7 @@ AFTER_CLIENT_S = 30.0
 _ANSWER_ID = "chatcmpl-"
 
 
-@dataclass
+@dataclasses.dataclass
 class Attempt:
     """One request as the proxy saw it. Times are the bench's clock (time.time())."""
     worker: str
@@ -432,10 +432,12 @@ def classify_paid_twice(successes: dict[str, list[Attempt]], extra: dict[str, in
     - drain_deadline: the same with E's worker cancelling its tasks at its drain deadline;
     - timed_out: E ended after the model's timeout_s (less TIMEOUT_SLACK_S when it reached no client).
     Everything else is avoidable: `undelivered` when E reached no client that nothing above explains,
-    `redis_restart` when a Redis restart lies between E and N (the response cache and claims were lost),
-    `other` otherwise, and `unseen_by_proxy` for sim-server successes the proxy has no record of."""
+    `redis_restart` when a Redis restart lies between E and N,
+    `other` otherwise, and `unseen_by_proxy` for sim-server successes the proxy has no record of. The avoidable
+    ones are listed in `avoidable_cases` (E, N and the task's stored time), for a look at what happened."""
     unavoidable = dict.fromkeys(UNAVOIDABLE, 0)
     avoidable = {"undelivered": 0, "redis_restart": 0, "other": 0, "unseen_by_proxy": 0}
+    cases = []
     without_task_time = 0
     for key, count in extra.items():
         seen = sorted(successes.get(key, []), key=lambda attempt: attempt.end)
@@ -446,17 +448,21 @@ def classify_paid_twice(successes: dict[str, list[Attempt]], extra: dict[str, in
                 unavoidable[cause] += 1
                 # Explained only because the task's stored time is unknown: the event came after the answer.
                 without_task_time += done is None and at is not None and at >= earlier.end + MARGIN_S
-            elif not earlier.delivered:
-                avoidable["undelivered"] += 1
+                continue
+            if not earlier.delivered:
+                cause = "undelivered"
             elif any(begin <= later.start + MARGIN_S and end >= earlier.end - MARGIN_S
                      for begin, end in redis_restarts):
-                avoidable["redis_restart"] += 1
+                cause = "redis_restart"
             else:
-                avoidable["other"] += 1
+                cause = "other"
+            avoidable[cause] += 1
+            cases.append({"cause": cause, "key": key, "task_done": done,
+                          "earlier": dataclasses.asdict(earlier), "later": dataclasses.asdict(later)})
         avoidable["unseen_by_proxy"] += max(0, count - max(0, len(seen) - 1))
     return {"unavoidable": sum(unavoidable.values()), "avoidable": sum(avoidable.values()),
             "unavoidable_by_cause": unavoidable, "avoidable_by_cause": avoidable,
-            "unavoidable_without_task_time": without_task_time}
+            "unavoidable_without_task_time": without_task_time, "avoidable_cases": cases}
 
 
 def _unavoidable_cause(earlier: Attempt, later: Attempt, done: float | None, kills: dict, drain_cancels: dict,

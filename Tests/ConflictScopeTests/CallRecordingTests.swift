@@ -26,6 +26,31 @@ private final class ScriptedRecords: SweepRecords, @unchecked Sendable {
     func upsertJudgment(_ record: StoredJudgment) async throws {}
 }
 
+/// Records that keep the calls written to them.
+private final class KeepingRecords: SweepRecords, @unchecked Sendable {
+    private let lock = NSLock()
+    private var calls: [ResultStore.CallRecord] = []
+    var recorded: [ResultStore.CallRecord] { lock.withLock { calls } }
+
+    func successfulResponse(key: String) async throws -> ModelAnswer? { nil }
+    func record(_ call: ResultStore.CallRecord) async throws -> ModelAnswer? {
+        lock.withLock { calls.append(call) }
+        return call.status == "ok" ? ModelAnswer(text: call.response ?? "") : nil
+    }
+    func upsertOutline(_ outline: Outline) async throws {}
+    func upsertScenario(_ scenario: Scenario) async throws {}
+    func upsertUserPrompt(scenarioID: String, text: String) async throws {}
+    func upsertJudgment(_ record: StoredJudgment) async throws {}
+}
+
+/// A rate limiter whose shared state fails once a call is admitted: as Redis restarting during the call.
+private struct UnsettlingLimiter: RateLimiter {
+    struct Unreachable: Error {}
+    func acquire(model: String, estimate: TokenUsage) async throws {}
+    func settle(model: String, estimate: TokenUsage, actual: TokenUsage) async throws { throw Unreachable() }
+    func pause(model: String, seconds: Double) async throws {}
+}
+
 /// A budget that remembers what was settled.
 private actor LedgerBudget: BudgetGate {
     var reserved = 0.0
@@ -45,7 +70,9 @@ private actor LedgerBudget: BudgetGate {
 @Suite("Recording a call")
 struct CallRecordingTests {
     /// The simulated writer, priced.
-    private func caller(budget: LedgerBudget) throws -> ModelCaller {
+    private func caller(budget: LedgerBudget, limiter: any RateLimiter = InProcessRateLimiter(limits: [:])) throws
+        -> ModelCaller
+    {
         let text = try repositoryConfigText()
             .replacingOccurrences(
                 of: "[models.sim-writer]\nprovider = \"sim\"",
@@ -53,7 +80,7 @@ struct CallRecordingTests {
         let (config, _) = try writeTemporaryConfig(text)
         return ModelCaller(
             config: config, providers: EmbeddedSweep.providers(for: config, environment: [:]),
-            limiter: InProcessRateLimiter(limits: [:]), budget: budget)
+            limiter: limiter, budget: budget)
     }
 
     private func ask(_ caller: ModelCaller, _ records: any SweepRecords) async throws -> ModelAnswer? {
@@ -82,5 +109,16 @@ struct CallRecordingTests {
         for _ in 0..<100 where await budget.spent == 0 { try await Task.sleep(for: .milliseconds(10)) }
         #expect(await budget.spent > 0, "the paid call was settled as free")
         #expect(await abs(budget.reserved) < 1e-12)
+    }
+
+    /// The provider answered and the rate limiter's state then failed: the paid answer is still recorded (it
+    /// would otherwise be asked, and paid for, again) and the call goes on with it.
+    @Test func aPaidAnswerIsRecordedWhenTheRateLimiterCannotSettle() async throws {
+        let budget = LedgerBudget()
+        let records = KeepingRecords()
+        let answer = try await ask(try caller(budget: budget, limiter: UnsettlingLimiter()), records)
+        #expect(records.recorded.map(\.status) == ["ok"])
+        #expect(answer != nil && answer?.text == records.recorded.first?.response)
+        #expect(await budget.spent > 0)
     }
 }

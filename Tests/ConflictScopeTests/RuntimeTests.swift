@@ -534,3 +534,80 @@ struct RuntimeTests {
         #expect(try await state.get("cs:s:budget:spent") == nil, "a settle recreated a lost spend")
     }
 }
+
+/// Shared state whose leases run `beforeAcquire` before each acquire: a test puts another worker's step
+/// between a task's look in the response cache and its claim.
+private struct InterleavingState: SharedState {
+    let inner: InMemorySharedState
+    let beforeAcquire: @Sendable () async throws -> Void
+
+    private struct HookedLease: Lease {
+        let inner: any Lease
+        let beforeAcquire: @Sendable () async throws -> Void
+        var key: String { inner.key }
+        var owner: String { inner.owner }
+        func acquire() async throws -> Bool {
+            try await beforeAcquire()
+            return try await inner.acquire()
+        }
+        func renew() async throws -> Bool { try await inner.renew() }
+        func release() async throws { try await inner.release() }
+        func holder() async throws -> String? { try await inner.holder() }
+    }
+
+    func lease(_ key: String, owner: String, ttlMilliseconds: Int) -> any Lease {
+        HookedLease(
+            inner: inner.lease(key, owner: owner, ttlMilliseconds: ttlMilliseconds), beforeAcquire: beforeAcquire)
+    }
+    func get(_ key: String) async throws -> String? { try await inner.get(key) }
+    func set(_ key: String, _ value: String, ttlSeconds: Double?) async throws {
+        try await inner.set(key, value, ttlSeconds: ttlSeconds)
+    }
+    func setIfAbsent(_ key: String, _ value: String, ttlSeconds: Double?) async throws -> String {
+        try await inner.setIfAbsent(key, value, ttlSeconds: ttlSeconds)
+    }
+    func increment(_ key: String, by delta: Int, ttlSeconds: Double) async throws -> Int {
+        try await inner.increment(key, by: delta, ttlSeconds: ttlSeconds)
+    }
+    func delete(_ keys: [String]) async throws { try await inner.delete(keys) }
+    func keys(prefix: String) async throws -> [String] { try await inner.keys(prefix: prefix) }
+    func rateLimiter(namespace: String, limits: [String: ModelRateLimit]) -> any SharedRateLimiter {
+        inner.rateLimiter(namespace: namespace, limits: limits)
+    }
+    func budget(namespace: String, limitUSD: Double) -> any SharedBudget {
+        inner.budget(namespace: namespace, limitUSD: limitUSD)
+    }
+}
+
+@Suite struct ResponseClaimTests {
+    /// Worker A holds the claim on a request and is answered; worker B, waiting for it, looks in the cache
+    /// just before A caches the answer and lets go, then takes the free claim. B must find A's answer, not
+    /// ask (and pay for) the request again. Seen in bench/chaos: identical judge requests of several tasks.
+    @Test func anAnswerCachedBetweenALookAndAClaimIsNotAskedAgain() async throws {
+        let state = InMemorySharedState()
+        let holder = TaskRecords(cache: SharedResponseCache(state: state, namespace: "s"), owner: "worker-a")
+        #expect(try await holder.successfulResponse(key: "k") == nil, "A claims the request and calls")
+        let answered = ResultStore.CallRecord(
+            key: "k", taskID: "judge/one", role: "judge", model: "judge", prompt: "none", sampleIndex: 0,
+            status: "ok", response: "A", error: nil, inputTokens: 10, outputTokens: 1, latencyMilliseconds: 900,
+            costUSD: 0.001, attempts: 1)
+        let acquires = Counter()
+        let interleaved = InterleavingState(inner: state) {
+            // B has looked in the cache and found nothing; A's answer lands before B's first claim attempt.
+            if await acquires.next() == 1 { _ = try await holder.record(answered) }
+        }
+        let waiter = TaskRecords(cache: SharedResponseCache(state: interleaved, namespace: "s"), owner: "worker-b")
+        let found = try await waiter.successfulResponse(key: "k")
+        #expect(found?.text == "A", "B took the claim A let go and would call again")
+        #expect(try await state.get("cs:s:cache-claim:k") == nil, "B let go of the claim it did not need")
+        await waiter.releaseClaims()
+    }
+}
+
+private actor Counter {
+    private var count = 0
+    func next() -> Int {
+        count += 1
+        return count
+    }
+}

@@ -272,16 +272,28 @@ public final class ModelCaller: Sendable {
                     continue
                 }
                 await breaker.succeeded(model: model.name)
-                try await limiter.settle(
-                    model: model.name, estimate: estimate,
-                    actual: TokenUsage(input: response.inputTokens, output: response.outputTokens))
                 let cost =
                     (Double(response.inputTokens) * model.inputUSDPerMillionTokens
                         + Double(response.outputTokens) * model.outputUSDPerMillionTokens) / 1e6
                 paid = cost
-                // Cached before the budget is settled; an identical call recorded first is the answer that stands.
-                let standing = try await record(
-                    status: "ok", response: response, error: nil, cost: cost, attempts: attempts)
+                // Best effort, and after the answer is recorded: an error of the shared state here must not lose a
+                // paid answer, and a settle lost leaves the call charged at its estimate, the cautious side.
+                let settleLimiter = {
+                    try? await self.limiter.settle(
+                        model: model.name, estimate: estimate,
+                        actual: TokenUsage(input: response.inputTokens, output: response.outputTokens))
+                }
+                // Cached before the limiter and the budget are settled; an identical call recorded first is the
+                // answer that stands.
+                let standing: ModelAnswer?
+                do {
+                    standing = try await record(
+                        status: "ok", response: response, error: nil, cost: cost, attempts: attempts)
+                } catch {
+                    await settleLimiter()
+                    throw error
+                }
+                await settleLimiter()
                 await counters.add(made: 1, stage: call.stage)
                 SweepMetrics.call(model: model.name, status: "ok", seconds: (clock.now - attemptStarted).inSeconds)
                 SweepMetrics.usage(

@@ -39,7 +39,7 @@ final class TaskRecords: SweepRecords, @unchecked Sendable {
 
     func successfulResponse(key: String) async throws -> ModelAnswer? {
         let claim = cache.claim(key, owner: owner, ttlMilliseconds: Int(claimSeconds * 1000))
-        // Waiting for another worker's claim: the wait goes on under this task's own claim, or ends.
+        // Waiting for another worker's claim: the wait goes on as this task's own claim, or ends.
         var waiting = false
         do {
             while true {
@@ -52,7 +52,12 @@ final class TaskRecords: SweepRecords, @unchecked Sendable {
                         claimed[key] = claim
                         if renewal == nil { renewal = Task { [weak self] in await self?.renewClaims() } }
                     }
-                    if !waiting { await changeWaits(by: 1) }
+                    if waiting { waiting = false } else { await changeWaits(by: 1) }
+                    // The holder before may have cached its answer and let go between our look and our claim.
+                    if let cached = try await cache.get(key) {
+                        await letGo(key)
+                        return ModelAnswer(cacheValue: cached)
+                    }
                     return nil
                 }
                 if !waiting {
@@ -96,15 +101,16 @@ final class TaskRecords: SweepRecords, @unchecked Sendable {
             (call.response, call.truncated) = (cached.text, cached.truncated)
             standing = cached
         }
-        let claim = lock.withLock {
-            batch.calls.append(call)
-            return claimed.removeValue(forKey: call.key)
-        }
-        if let claim {
-            try? await claim.release()
-            await changeWaits(by: -1)
-        }
+        lock.withLock { batch.calls.append(call) }
+        await letGo(call.key)
         return standing
+    }
+
+    /// Gives up this task's claim on `key`, if it holds one.
+    private func letGo(_ key: String) async {
+        guard let claim = lock.withLock({ claimed.removeValue(forKey: key) }) else { return }
+        try? await claim.release()
+        await changeWaits(by: -1)
     }
 
     /// A paid answer is not given up for one error of the shared state: `write` is tried for up to about 30 s.
