@@ -432,9 +432,9 @@ def classify_paid_twice(successes: dict[str, list[Attempt]], extra: dict[str, in
     - drain_deadline: the same with E's worker cancelling its tasks at its drain deadline;
     - timed_out: E ended after the model's timeout_s (less TIMEOUT_SLACK_S when it reached no client).
     Everything else is avoidable: `undelivered` when E reached no client that nothing above explains,
-    `redis_restart` when a Redis restart lies between E and N,
-    `other` otherwise, and `unseen_by_proxy` for sim-server successes the proxy has no record of. The avoidable
-    ones are listed in `avoidable_cases` (E, N and the task's stored time), for a look at what happened."""
+    `redis_restart` when a Redis restart lies between E and N, `other` otherwise, and `unseen_by_proxy` for
+    sim-server successes the proxy has no record of. The avoidable ones are listed in `avoidable_cases` (E, N
+    and the task's stored time), for a look at what happened."""
     unavoidable = dict.fromkeys(UNAVOIDABLE, 0)
     avoidable = {"undelivered": 0, "redis_restart": 0, "other": 0, "unseen_by_proxy": 0}
     cases = []
