@@ -672,7 +672,9 @@ struct HTTPProviderTests {
     }
 
     @Test func aReplySlowerThanTheTimeoutIsATimeout() async throws {
-        let slow = FakeResponse.delayed(Wire.openAIChat("Too late."), by: .seconds(1))
+        // The reply comes long after the timeout: with the other suites running beside this one, the client's
+        // event loop once reached the timeout only after a reply 0.7 s later had arrived.
+        let slow = FakeResponse.delayed(Wire.openAIChat("Too late."), by: .seconds(4))
         try await FakeProviderServer.with({ _ in slow }) { server in
             let provider = try fakeProvider(server, timeout: 0.3)
             let clock = ContinuousClock()
@@ -681,7 +683,7 @@ struct HTTPProviderTests {
             let elapsed = clock.now - started
             #expect(error.kind == .timeout, "\(error)")
             #expect(error.isRetryable)
-            #expect(elapsed < .milliseconds(950), "gave up at the timeout, not at the reply: \(elapsed)")
+            #expect(elapsed < .milliseconds(3_500), "gave up at the timeout, not at the reply: \(elapsed)")
         }
     }
 
@@ -1010,7 +1012,7 @@ struct HTTPProviderTests {
         #expect(!run.summary.report.table().contains(key))
 
         // And in no error the provider raises, whatever the failure.
-        let slow = FakeResponse.delayed(Wire.openAIChat("late"), by: .seconds(1))
+        let slow = FakeResponse.delayed(Wire.openAIChat("late"), by: .seconds(4))  // long after the 0.3 s timeout
         let failures: [FakeResponse] = [
             Wire.error(429, "Rate limit reached", headers: [("Retry-After", "2")]), Wire.error(500, "oops"),
             FakeResponse(status: 503, body: ""), Wire.contextLength, Wire.error(400, "bad temperature"),
