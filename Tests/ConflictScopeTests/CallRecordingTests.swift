@@ -3,10 +3,12 @@ import Foundation
 import Testing
 
 /// Records that answer as the cluster's response cache can: another answer already stands for the key, or
-/// Redis fails while the paid answer is being written.
+/// Redis fails while the paid answer is being written. They keep the calls written to them.
 private final class ScriptedRecords: SweepRecords, @unchecked Sendable {
     let standing: ModelAnswer?
     let failing: Bool
+    private let calls = Locked<[ResultStore.CallRecord]>([])
+    var recorded: [ResultStore.CallRecord] { calls.current }
 
     init(standing: ModelAnswer? = nil, failing: Bool = false) {
         self.standing = standing
@@ -18,24 +20,8 @@ private final class ScriptedRecords: SweepRecords, @unchecked Sendable {
     func successfulResponse(key: String) async throws -> ModelAnswer? { nil }
     func record(_ call: ResultStore.CallRecord) async throws -> ModelAnswer? {
         if failing { throw WriteFailed() }
+        calls.withLock { $0.append(call) }
         return call.status == "ok" ? standing ?? ModelAnswer(text: call.response ?? "") : nil
-    }
-    func upsertOutline(_ outline: Outline) async throws {}
-    func upsertScenario(_ scenario: Scenario) async throws {}
-    func upsertUserPrompt(scenarioID: String, text: String) async throws {}
-    func upsertJudgment(_ record: StoredJudgment) async throws {}
-}
-
-/// Records that keep the calls written to them.
-private final class KeepingRecords: SweepRecords, @unchecked Sendable {
-    private let lock = NSLock()
-    private var calls: [ResultStore.CallRecord] = []
-    var recorded: [ResultStore.CallRecord] { lock.withLock { calls } }
-
-    func successfulResponse(key: String) async throws -> ModelAnswer? { nil }
-    func record(_ call: ResultStore.CallRecord) async throws -> ModelAnswer? {
-        lock.withLock { calls.append(call) }
-        return call.status == "ok" ? ModelAnswer(text: call.response ?? "") : nil
     }
     func upsertOutline(_ outline: Outline) async throws {}
     func upsertScenario(_ scenario: Scenario) async throws {}
@@ -115,7 +101,7 @@ struct CallRecordingTests {
     /// would otherwise be asked, and paid for, again) and the call goes on with it.
     @Test func aPaidAnswerIsRecordedWhenTheRateLimiterCannotSettle() async throws {
         let budget = LedgerBudget()
-        let records = KeepingRecords()
+        let records = ScriptedRecords()
         let answer = try await ask(try caller(budget: budget, limiter: UnsettlingLimiter()), records)
         #expect(records.recorded.map(\.status) == ["ok"])
         #expect(answer != nil && answer?.text == records.recorded.first?.response)

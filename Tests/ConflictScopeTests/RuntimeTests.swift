@@ -591,23 +591,19 @@ private struct InterleavingState: SharedState {
             key: "k", taskID: "judge/one", role: "judge", model: "judge", prompt: "none", sampleIndex: 0,
             status: "ok", response: "A", error: nil, inputTokens: 10, outputTokens: 1, latencyMilliseconds: 900,
             costUSD: 0.001, attempts: 1)
-        let acquires = Counter()
+        let acquires = Locked(0)
         let interleaved = InterleavingState(inner: state) {
             // B has looked in the cache and found nothing; A's answer lands before B's first claim attempt.
-            if await acquires.next() == 1 { _ = try await holder.record(answered) }
+            let first = acquires.withLock { count in
+                count += 1
+                return count == 1
+            }
+            if first { _ = try await holder.record(answered) }
         }
         let waiter = TaskRecords(cache: SharedResponseCache(state: interleaved, namespace: "s"), owner: "worker-b")
         let found = try await waiter.successfulResponse(key: "k")
         #expect(found?.text == "A", "B took the claim A let go and would call again")
         #expect(try await state.get("cs:s:cache-claim:k") == nil, "B let go of the claim it did not need")
         await waiter.releaseClaims()
-    }
-}
-
-private actor Counter {
-    private var count = 0
-    func next() -> Int {
-        count += 1
-        return count
     }
 }
