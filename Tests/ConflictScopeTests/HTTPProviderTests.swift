@@ -672,9 +672,10 @@ struct HTTPProviderTests {
     }
 
     @Test func aReplySlowerThanTheTimeoutIsATimeout() async throws {
-        // The reply comes long after the timeout: with the other suites running beside this one, the client's
-        // event loop once reached the timeout only after a reply 0.7 s later had arrived.
-        let slow = FakeResponse.delayed(Wire.openAIChat("Too late."), by: .seconds(4))
+        // The reply comes a minute after the 0.3 s timeout. A timeout error already shows the client gave up
+        // before the reply; the elapsed bound is loose because, with the other suites busy on both cores, this
+        // test's task has resumed over 3 s after its timeout fired.
+        let slow = FakeResponse.delayed(Wire.openAIChat("Too late."), by: .seconds(60))
         try await FakeProviderServer.with({ _ in slow }) { server in
             let provider = try fakeProvider(server, timeout: 0.3)
             let clock = ContinuousClock()
@@ -683,7 +684,7 @@ struct HTTPProviderTests {
             let elapsed = clock.now - started
             #expect(error.kind == .timeout, "\(error)")
             #expect(error.isRetryable)
-            #expect(elapsed < .milliseconds(3_500), "gave up at the timeout, not at the reply: \(elapsed)")
+            #expect(elapsed < .seconds(30), "gave up at the timeout, not at the reply: \(elapsed)")
         }
     }
 
