@@ -192,11 +192,17 @@ struct ReportTests {
         _ = FileManager.default.createFile(atPath: output.path, contents: nil)
         process.standardOutput = try FileHandle(forWritingTo: output)
         try process.run()
-        try await Task.sleep(for: .seconds(3))
+        // Two redraws take 0.3 s once the process runs; its start can take seconds under a busy test run.
+        func redraws() throws -> Int {
+            try String(contentsOf: output, encoding: .utf8).components(separatedBy: "Refreshed every").count - 1
+        }
+        let deadline = ContinuousClock.now + .seconds(30)
+        while try redraws() < 2 && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(100)) }
+        #expect(process.isRunning, "status --watch stopped by itself")
         process.terminate()
         process.waitUntilExit()
         let text = try String(contentsOf: output, encoding: .utf8)
-        #expect(text.components(separatedBy: "Refreshed every").count - 1 >= 2, "\(text.suffix(300))")
+        #expect(try redraws() >= 2, "\(text.suffix(300))")
         #expect(text.contains("Sweep report-test"))
     }
 

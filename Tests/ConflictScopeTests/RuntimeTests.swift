@@ -196,7 +196,8 @@ struct RuntimeTests {
             #expect(try await cluster.state.keys(prefix: "cs:\(names.sweepID):cache-claim:").count == 1)
             return .now
         }
-        #expect(ContinuousClock.now - stopping < .seconds(5), "the drain waited for the 30 s call")
+        // The drain's deadline is 0.5 s; the bound is loose for a test run with the other suites busy on both cores.
+        #expect(ContinuousClock.now - stopping < .seconds(15), "the drain waited for the 30 s call")
         #expect(try await cluster.state.get(reserved) == "0", "the reservation was not given back")
         #expect(try await cluster.state.keys(prefix: "cs:\(names.sweepID):cache-claim:").isEmpty)
         #expect(try await transport.queueState(queue)?.messages == 1, "the task is not back in its queue")
