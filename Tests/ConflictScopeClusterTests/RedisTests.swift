@@ -323,15 +323,16 @@ struct RedisTests {
     /// A claim renewed while its owner works outlives its time to live; one left alone lapses.
     @Test func aRenewedClaimOutlivesItsTimeToLive() async throws {
         let cache = SharedResponseCache(state: RedisSharedState(redis: try makeClient()), namespace: namespace)
-        let held = cache.claim("slow-call", owner: "worker-1", ttlMilliseconds: 300)
-        let rival = cache.claim("slow-call", owner: "worker-2", ttlMilliseconds: 300)
+        // Renewed every 200 ms, a stall of 800 ms between two renewals would still be within its time to live.
+        let held = cache.claim("slow-call", owner: "worker-1", ttlMilliseconds: 1_000)
+        let rival = cache.claim("slow-call", owner: "worker-2", ttlMilliseconds: 1_000)
         #expect(try await held.acquire())
-        for _ in 0..<6 {
-            try await Task.sleep(for: .milliseconds(100))
+        for _ in 0..<10 {
+            try await Task.sleep(for: .milliseconds(200))
             #expect(try await held.renew())
         }
-        #expect(try await rival.acquire() == false, "renewed for 600 ms, twice its time to live")
-        try await Task.sleep(for: .milliseconds(450))
+        #expect(try await rival.acquire() == false, "renewed for 2 s, twice its time to live")
+        try await Task.sleep(for: .milliseconds(1_300))
         #expect(try await held.renew() == false, "left alone, it lapsed")
         #expect(try await rival.acquire())
         try await cleanUp(makeClient())

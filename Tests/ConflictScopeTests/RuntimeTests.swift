@@ -494,8 +494,10 @@ struct RuntimeTests {
         let state = InMemorySharedState()
         #expect(try await state.setIfAbsent("k", "first", ttlSeconds: nil) == "first")
         #expect(try await state.setIfAbsent("k", "second", ttlSeconds: nil) == "first")
+        // Keys that must still be there live a minute, so a test run busy on both cores cannot lapse them.
+        try await state.set("long", "x", ttlSeconds: 60)
+        #expect(try await state.get("long") == "x")
         try await state.set("short", "x", ttlSeconds: 0.05)
-        #expect(try await state.get("short") == "x")
         try await Task.sleep(for: .milliseconds(80))
         #expect(try await state.get("short") == nil)
         #expect(try await state.increment("n", ttlSeconds: 60) == 1)
@@ -504,16 +506,20 @@ struct RuntimeTests {
 
     @Test func leasesAreTheirOwnersOnly() async throws {
         let state = InMemorySharedState()
-        let mine = state.lease("lease", owner: "me", ttlMilliseconds: 100)
-        let theirs = state.lease("lease", owner: "them", ttlMilliseconds: 100)
+        let mine = state.lease("lease", owner: "me", ttlMilliseconds: 60_000)
+        let theirs = state.lease("lease", owner: "them", ttlMilliseconds: 60_000)
         #expect(try await mine.acquire())
         #expect(try await !theirs.acquire())
         #expect(try await !theirs.renew())
         try await theirs.release()
         #expect(try await mine.holder() == "me")
+        try await mine.release()
+
+        let lapsing = state.lease("lease", owner: "me", ttlMilliseconds: 100)
+        #expect(try await lapsing.acquire())
         try await Task.sleep(for: .milliseconds(150))
         #expect(try await theirs.acquire(), "a lapsed lease is free")
-        #expect(try await !mine.renew())
+        #expect(try await !lapsing.renew())
     }
 
     @Test func theBudgetIsNeverLoweredAndFailsClosedWhenLost() async throws {
